@@ -43,5 +43,5 @@ fi
 
 say "build (native launcher + TypeScript)"
 make -s -C native
-rm -rf dist
+
 npx tsc -p tsconfig.json
