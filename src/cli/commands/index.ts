@@ -6,6 +6,12 @@ import type { Command } from 'commander';
  */
 const groups: Array<() => Promise<{ register: (p: Command) => void }>> = [
   // add one line per group, e.g. () => import('./images.js'),
+  () => import('./functions.js'),
+  () => import('./up.js'),
+  () => import('./build.js'),
+  () => import('./registry.js'),
+  () => import('./images.js'),
+  () => import('./containers.js'),
 ];
 
 export function registerAll(program: Command): void {

@@ -1,0 +1,116 @@
+/**
+ * Booting one container and waiting for it: the sequence every path shares (attached `run`, the
+ * detached monitor, ContainerManager.run). Checklist:
+ *   1. rootfs mounted (snapshot), 2. our cgroup level with the memory limit, 3. the runtime's
+ *   `run` on the bundle (config.json beside state.json), 4. pid recorded → status running,
+ *   5. on exit: status, OOM and peak memory from our cgroup, then runtime state, cgroup and
+ *   rootfs mount are taken down — nothing stays behind once the process is gone.
+ */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { createCgroup, memoryOutcome, removeCgroup } from './cgroup.js';
+import type { ContainerRecords } from './records.js';
+import { runArgv, runtimeDelete, signalOfExitCode } from './runtime.js';
+import type { OverlaySnapshotter } from '../snapshots/snapshotter.js';
+import type { ExitInfo } from './types.js';
+
+export interface BootContext {
+  root: string;
+  records: ContainerRecords;
+  snapshots: OverlaySnapshotter;
+}
+
+export interface BootedContainer {
+  child: ChildProcess;
+  /** Resolves once the container is running (pid known) or has already exited. */
+  started: Promise<void>;
+  /** Resolves with the exit status after cleanup and the state.json update. */
+  exited: Promise<ExitInfo>;
+}
+
+/** The start time of a pid (field 22 of /proc/<pid>/stat), to recognise pid reuse. */
+export async function pidStartTime(pid: number): Promise<string | undefined> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (!stat) return undefined;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+/** True when `pid` is alive and is the process recorded with `start`. */
+export async function isOurProcess(pid: number | undefined, start: string | undefined): Promise<boolean> {
+  if (!pid) return false;
+  const now = await pidStartTime(pid);
+  return now !== undefined && (start === undefined || now === start);
+}
+
+/** Boot container `id` (created, rootfs prepared) with the given stdio and track its lifetime. */
+export async function bootContainer(ctx: BootContext, id: string, stdio: StdioOptions, opts: { monitorPid?: number } = {}): Promise<BootedContainer> {
+  const rec = await ctx.records.load(id);
+  await ctx.snapshots.mount(id);
+  await createCgroup(rec.cgroupPath, { memoryBytes: rec.options.memoryBytes });
+  await runtimeDelete(ctx.root, rec.runtimeId);
+  const pidFile = ctx.records.path(id, 'pid');
+  await fs.rm(pidFile, { force: true });
+  const [bin, args] = runArgv(ctx.root, rec.runtimeId, ctx.records.path(id), pidFile);
+  const child = spawn(bin, args, { stdio });
+  const exitCode = new Promise<{ code: number; spawnError?: string }>((resolve) => {
+    child.once('error', (e) => resolve({ code: 127, spawnError: `starting ${bin} failed: ${e.message}` }));
+    child.once('exit', (code, sig) => resolve({ code: code ?? 128 + (sig ? osSignal(sig) : 0) }));
+  });
+  const started = waitStarted(ctx, id, pidFile, exitCode, opts.monitorPid);
+  const exited = exitCode.then(async ({ code, spawnError }) => {
+    await started.catch(() => undefined);
+    return finish(ctx, id, code, spawnError);
+  });
+  return { child, started, exited };
+}
+
+function osSignal(sig: NodeJS.Signals): number {
+  return ({ SIGKILL: 9, SIGTERM: 15, SIGINT: 2, SIGHUP: 1 } as Record<string, number>)[sig] ?? 0;
+}
+
+async function waitStarted(ctx: BootContext, id: string, pidFile: string, exit: Promise<unknown>, monitorPid?: number): Promise<void> {
+  let gone = false;
+  void exit.then(() => (gone = true));
+  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+    const text = await fs.readFile(pidFile, 'utf8').catch(() => '');
+    const pid = Number.parseInt(text, 10);
+    if (pid > 0) {
+      const pidStart = await pidStartTime(pid);
+      // finish() waits for this, so "running" is always written before "exited".
+      await ctx.records.update(id, (r) => {
+        r.state = { ...r.state, status: 'running', pid, pidStart, monitorPid, startedAt: new Date().toISOString(), finishedAt: undefined, exitCode: undefined, signal: undefined, oomKilled: undefined, error: undefined };
+      });
+      return;
+    }
+    if (gone) return;
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+/** Collect the outcome, take everything down, record status exited. */
+async function finish(ctx: BootContext, id: string, code: number, spawnError?: string): Promise<ExitInfo> {
+  const rec = await ctx.records.load(id);
+  const mem = await memoryOutcome(rec.cgroupPath);
+  const signal = signalOfExitCode(code);
+  const info: ExitInfo = {
+    exitCode: code,
+    signal,
+    oomKilled: mem.oomKilled,
+    peakMemoryBytes: mem.peakMemoryBytes,
+    finishedAt: new Date().toISOString(),
+    error: spawnError,
+  };
+  await cleanupRuntime(ctx, id, rec.runtimeId, rec.cgroupPath);
+  await ctx.records.update(id, (r) => {
+    r.state = { ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined, ...info };
+  });
+  return info;
+}
+
+/** Runtime state, cgroup and rootfs mount of a stopped container (each step tolerates absence). */
+export async function cleanupRuntime(ctx: BootContext, id: string, runtimeId: string, cgroupPath: string): Promise<void> {
+  await runtimeDelete(ctx.root, runtimeId);
+  await removeCgroup(cgroupPath).catch(() => undefined);
+  await ctx.snapshots.unmount(id);
+  await fs.rm(ctx.records.path(id, 'pid'), { force: true });
+}

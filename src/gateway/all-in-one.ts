@@ -1,0 +1,60 @@
+import path from 'node:path';
+import { ImageStore } from '../images/store.js';
+import type { Logger } from '../log.js';
+import { createKeys } from '../queue/keys.js';
+import { startRedisServer, type RedisServerHandle } from '../queue/redis-server.js';
+import { ContainerSpawner } from '../worker/container-spawner.js';
+import { FunctionWorker } from '../worker/worker.js';
+import { serveGateway, type GatewayServer, type GatewayServerOptions } from './server.js';
+
+export interface AllInOneOptions {
+  root: string;
+  log: Logger;
+  port: number;
+  host: string;
+  /** Use this Redis; unset = start a private redis-server (data under <root>/redis, AOF on). */
+  redisUrl?: string;
+  /** Key prefix in Redis (default "jiffy"). */
+  prefix?: string;
+  gateway?: Partial<GatewayServerOptions>;
+}
+
+export interface AllInOne {
+  url: string;
+  redisUrl: string;
+  worker: FunctionWorker;
+  gateway: GatewayServer;
+  close(): Promise<void>;
+}
+
+/**
+ * `jiffy up`: Redis (reused or private), one worker with its launcher, and the gateway, in one
+ * process. `close()` stops them in the order that leaves nothing behind: gateway (no new work),
+ * worker (running invocations finish, instances stop, containers and their dirs go), Redis.
+ */
+export async function startAllInOne(o: AllInOneOptions): Promise<AllInOne> {
+  const store = await ImageStore.open(o.root);
+  const keys = createKeys(o.prefix ?? 'jiffy');
+  let redis: RedisServerHandle | undefined;
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    for (const c of cleanups.reverse()) await c().catch((e) => o.log.error({ err: e }, 'shutdown step failed'));
+  };
+  try {
+    if (!o.redisUrl) {
+      redis = await startRedisServer({ dir: path.join(o.root, 'redis'), preferPort: 6380, persistent: true });
+      cleanups.push(() => redis!.stop());
+    }
+    const redisUrl = o.redisUrl ?? redis!.url;
+    const spawner = await ContainerSpawner.start(store);
+    cleanups.push(() => spawner.close());
+    const worker = await FunctionWorker.start({ redisUrl, keys, spawner, log: o.log });
+    cleanups.push(() => worker.close());
+    const gateway = await serveGateway({ ...o.gateway, redisUrl, keys, store, log: o.log, port: o.port, host: o.host });
+    cleanups.push(() => gateway.close());
+    return { url: gateway.url, redisUrl, worker, gateway, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}

@@ -1,0 +1,79 @@
+import { Hono } from 'hono';
+import type { Redis } from 'ioredis';
+import { nanoid } from 'nanoid';
+import type { Logger } from '../log.js';
+import { buildFunctionImage, type RuntimeImageFn } from '../functions/build.js';
+import { Deployer } from '../functions/deploy.js';
+import { FunctionRegistry } from '../functions/registry.js';
+import type { ImageStore } from '../images/store.js';
+import type { ControlMessage } from '../queue/control.js';
+import { Invoker } from '../queue/invocations.js';
+import type { Keys } from '../queue/keys.js';
+import { onError } from './errors.js';
+import { FunctionCache } from './function-cache.js';
+import { functionRoutes } from './routes-functions.js';
+import { invokeRoutes } from './routes-invoke.js';
+
+export interface GatewayOptions {
+  /** Redis for commands. */
+  redis: Redis;
+  /** A second Redis connection the gateway owns for subscriptions (reply + control channels). */
+  subscriber: Redis;
+  keys: Keys;
+  store: ImageStore;
+  /** Resolves or builds a runtime image (src/build/runtime-images.ts ensureRuntimeImage). */
+  runtimeImage: RuntimeImageFn;
+  log: Logger;
+  /** Largest invocation body (default 6 MiB) → 413 past it. */
+  maxBodyBytes?: number;
+  /** Largest deployed code, unpacked (default 256 MiB). */
+  maxCodeBytes?: number;
+  /** Seconds results stay readable (default 3600). */
+  resultTtlS?: number;
+  gatewayId?: string;
+}
+
+/** A gateway app plus what must be started and closed around it. */
+export interface Gateway {
+  app: Hono;
+  /** Subscribes reply and control channels; await before serving. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * The HTTP gateway: a Hono app over Redis and the image store. Holds no invocation state a
+ * restart would lose (jobs and results live in Redis). Routes: /v1/functions (deploy, list, info,
+ * remove), /v1/functions/:name/invoke (sync, ?mode=async), /v1/invocations/:id, /fn/:name/* (raw HTTP).
+ */
+export function createGateway(o: GatewayOptions): Gateway {
+  const registry = new FunctionRegistry(o.redis, o.keys);
+  const cache = new FunctionCache(registry);
+  const invoker = new Invoker({ redis: o.redis, subscriber: o.subscriber, keys: o.keys, gatewayId: o.gatewayId ?? nanoid(10), resultTtlS: o.resultTtlS });
+  const maxCode = o.maxCodeBytes ?? 256 * 1024 * 1024;
+  const deployer = new Deployer({ redis: o.redis, keys: o.keys, log: o.log, build: (fn, code) => buildFunctionImage(o.store, o.runtimeImage, fn, code, maxCode) });
+  const app = new Hono();
+  app.onError(onError);
+  app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}; see /v1/functions` } }, 404));
+  app.get('/healthz', async (c) => c.json({ ok: true, workers: (await deployer.liveWorkers()).length }));
+  app.route('/', functionRoutes({ registry, deployer, cache, invoker, maxCodeBytes: maxCode }));
+  app.route('/', invokeRoutes({ cache, invoker, maxBodyBytes: o.maxBodyBytes ?? 6 * 1024 * 1024 }));
+  const onControl = (ch: string, msg: string) => {
+    if (ch !== o.keys.controlChannel()) return;
+    const m = JSON.parse(msg) as ControlMessage;
+    if (m.type === 'published') cache.invalidate(m.name);
+    if (m.type === 'remove') cache.forget(m.name);
+  };
+  return {
+    app,
+    async start() {
+      o.subscriber.on('message', onControl);
+      await o.subscriber.subscribe(o.keys.controlChannel());
+      await invoker.start();
+    },
+    async close() {
+      o.subscriber.off('message', onControl);
+      await invoker.close();
+    },
+  };
+}

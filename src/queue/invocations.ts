@@ -1,0 +1,146 @@
+import { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { customAlphabet } from 'nanoid';
+import { JiffyError } from '../errors.js';
+import { nowMs, type InvocationJob, type InvocationOutcome } from '../functions/outcome.js';
+import { capacity, type FunctionVersion } from '../functions/spec.js';
+import type { Keys } from './keys.js';
+
+const idPart = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 16);
+
+/** Takes a capacity slot unless `cap` are held; expired holders (crashed callers) are dropped first. */
+const ACQUIRE_SLOT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+return 1`;
+
+export type InvocationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
+
+export interface InvocationRecord {
+  id: string;
+  function: string;
+  version: number;
+  mode: InvocationJob['mode'];
+  status: InvocationStatus;
+  outcome?: InvocationOutcome;
+  enqueuedAt: string;
+}
+
+export interface InvokerOptions {
+  /** Redis for commands (shared). */
+  redis: Redis;
+  /** A second connection this invoker owns for its reply subscription. */
+  subscriber: Redis;
+  keys: Keys;
+  gatewayId: string;
+  /** How long results stay readable (seconds). */
+  resultTtlS?: number;
+  /** Added to a function's timeout while a sync caller waits (covers queueing and a cold start). */
+  graceMs?: number;
+}
+
+/**
+ * The gateway's side of invocations: each is a BullMQ job on the function's queue (one queue per
+ * function, so a busy function's backlog never holds up another's and async jobs past the cap wait
+ * in Redis). Sync callers get their result by Redis pub/sub on this gateway's reply channel, which
+ * measured faster than QueueEvents/waitUntilFinished; results also stay in the job (TTL) so no
+ * state a gateway restart would lose lives here.
+ */
+export class Invoker {
+  private readonly queues = new Map<string, Queue>();
+  private readonly waiting = new Map<string, (o: InvocationOutcome) => void>();
+  private readonly replyChannel: string;
+
+  constructor(private readonly o: InvokerOptions) {
+    this.replyChannel = o.keys.replyChannel(o.gatewayId);
+  }
+
+  /** Subscribes the reply channel; call before serving. */
+  async start(): Promise<void> {
+    this.o.subscriber.on('message', (ch: string, msg: string) => {
+      if (ch !== this.replyChannel) return;
+      const out = JSON.parse(msg) as InvocationOutcome;
+      this.waiting.get(out.id)?.(out);
+    });
+    await this.o.subscriber.subscribe(this.replyChannel);
+  }
+
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(this.o.keys.queueName(name), { connection: this.o.redis, prefix: this.o.keys.bullPrefix() });
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private async add(fn: FunctionVersion, job: InvocationJob, id: string): Promise<void> {
+    const ttl = this.o.resultTtlS ?? 3600;
+    await this.queue(fn.name).add('invoke', job, { jobId: id, attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
+  }
+
+  /** Enqueues an async invocation; returns its id at once. */
+  async enqueue(fn: FunctionVersion, event: Pick<InvocationJob, 'event' | 'eventEncoding'>): Promise<string> {
+    const id = `${fn.name}.${idPart()}`;
+    await this.add(fn, { name: fn.name, version: fn.version, mode: 'async', ...event, enqueuedAt: nowMs() }, id);
+    return id;
+  }
+
+  /**
+   * Runs a sync (or raw-HTTP) invocation and waits for its outcome. Past the function's capacity it
+   * fails fast with resource_exhausted (429) instead of queueing behind other callers.
+   */
+  async call(fn: FunctionVersion, mode: 'sync' | 'http', event: Pick<InvocationJob, 'event' | 'eventEncoding'>): Promise<InvocationOutcome> {
+    const id = `${fn.name}.${idPart()}`;
+    const waitMs = fn.settings.timeoutS * 1000 + (this.o.graceMs ?? 30_000);
+    const slots = this.o.keys.slots(fn.name);
+    const now = nowMs();
+    const got = await this.o.redis.eval(ACQUIRE_SLOT, 1, slots, Math.floor(now), Math.floor(now + waitMs), id, capacity(fn.settings));
+    if (got !== 1) {
+      throw new JiffyError('resource_exhausted', `function ${fn.name} is at capacity (${capacity(fn.settings)} concurrent invocations: max-instances × concurrency); retry later or deploy with a higher --max-instances`);
+    }
+    const done = new Promise<InvocationOutcome>((resolve) => this.waiting.set(id, resolve));
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await this.add(fn, { name: fn.name, version: fn.version, mode, ...event, reply: this.replyChannel, enqueuedAt: now }, id);
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new JiffyError('deadline_exceeded', `no result for invocation ${id} within ${Math.round(waitMs / 1000)} s (no worker running? check: jiffy worker); poll GET /v1/invocations/${id}`)), waitMs);
+      });
+      return await Promise.race([done, timeout]);
+    } catch (e) {
+      await this.o.redis.zrem(slots, id).catch(() => {});
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      this.waiting.delete(id);
+    }
+  }
+
+  /** Looks an invocation up by id (any gateway, any time within the result TTL). */
+  async get(id: string): Promise<InvocationRecord> {
+    const name = id.slice(0, id.lastIndexOf('.'));
+    const job = name ? await Job.fromId(this.queue(name), id) : undefined;
+    if (!job) throw new JiffyError('not_found', `invocation ${id} not found (results are kept ${this.o.resultTtlS ?? 3600} s)`);
+    const state = await job.getState();
+    const data = job.data as InvocationJob;
+    const outcome = (job.returnvalue ?? undefined) as InvocationOutcome | undefined;
+    let status: InvocationStatus = state === 'active' ? 'running' : state === 'completed' ? (outcome?.ok ? 'succeeded' : 'failed') : state === 'failed' ? 'failed' : 'queued';
+    const rec: InvocationRecord = { id, function: data.name, version: data.version, mode: data.mode, status, enqueuedAt: new Date(Math.floor(data.enqueuedAt)).toISOString() };
+    if (outcome) rec.outcome = outcome;
+    else if (state === 'failed') rec.outcome = { id, ok: false, error: { code: 'internal', message: job.failedReason ?? 'job failed' }, logs: '', coldStart: false, functionVersion: data.version, timings: { queueWaitMs: 0, bootMs: 0, initMs: 0, handlerMs: 0, totalMs: 0 } };
+    return rec;
+  }
+
+  /** Jobs not yet finished on a function's queue. */
+  async backlog(name: string): Promise<number> {
+    const c = await this.queue(name).getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+    return Object.values(c).reduce((a, b) => a + b, 0);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+    await this.o.subscriber.unsubscribe(this.replyChannel).catch(() => {});
+  }
+}

@@ -1,0 +1,113 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { JiffyError } from '../errors.js';
+import type { Image, ImageStore } from '../images/store.js';
+import { Launcher, defaultSpec } from '../launcher/index.js';
+import type { FunctionVersion } from '../functions/spec.js';
+import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
+
+/** The unprivileged user functions run as (nobody). */
+export const FUNCTION_UID = 65534;
+
+interface Prepared {
+  /** Overlay lowerdir entries, top layer first, relative to the store root. */
+  lower: string[];
+  env: string[];
+}
+
+/**
+ * Boots function processes as containers through the launcher's fork server: rootfs = overlay of
+ * the function image's layers (mounted by the launcher inside the container's own mount
+ * namespace, so it vanishes with the container — nothing to leak) with a fresh upper dir per
+ * instance, removed after exit. Limits from the function's settings; uid 65534, no capabilities,
+ * no_new_privs, network off unless the function asked for host networking.
+ */
+export class ContainerSpawner implements Spawner {
+  private readonly prepared = new Map<string, Prepared>();
+  private readonly live = new Set<Promise<unknown>>();
+
+  private constructor(private readonly store: ImageStore, private readonly launcher: Launcher, private readonly ownsLauncher: boolean) {}
+
+  /** Starts a launcher fork server (or uses `launcher`) for `store`. */
+  static async start(store: ImageStore, launcher?: Launcher): Promise<ContainerSpawner> {
+    return new ContainerSpawner(store, launcher ?? (await Launcher.start()), !launcher);
+  }
+
+  async prepare(fn: FunctionVersion): Promise<void> {
+    await this.lookup(fn);
+  }
+
+  private async lookup(fn: FunctionVersion): Promise<Prepared> {
+    const key = `${fn.name}@${fn.version}`;
+    const hit = this.prepared.get(key);
+    if (hit) return hit;
+    let img: Image;
+    try {
+      img = await this.store.resolve(fn.image.id);
+    } catch (e) {
+      throw new JiffyError('unavailable', `image ${fn.image.ref} of ${key} is not in the store at ${this.store.paths.root}; redeploy the function (or pull its image on this host)`, { cause: e });
+    }
+    for (const l of img.layers) await fs.access(l.dir);
+    const p = { lower: img.layers.map((l) => l.lowerPath).reverse(), env: img.config.config?.Env ?? [] };
+    this.prepared.set(key, p);
+    return p;
+  }
+
+  async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
+    const p = await this.lookup(req.fn);
+    const s = req.fn.settings;
+    const dir = path.join(this.store.paths.containers, req.id);
+    await fs.mkdir(path.join(dir, 'upper'), { recursive: true });
+    await fs.mkdir(path.join(dir, 'work'), { recursive: true });
+    await fs.mkdir(path.join(dir, 'merged'), { recursive: true });
+    const env = [...mergeEnv(p.env, { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/tmp', ...req.env })];
+    const config = defaultSpec({
+      args: req.args,
+      rootPath: path.join(dir, 'merged'),
+      env,
+      cwd: req.cwd,
+      hostname: req.fn.name.slice(0, 63),
+      uid: FUNCTION_UID,
+      gid: FUNCTION_UID,
+      readonlyRoot: false,
+      network: s.network,
+      memoryBytes: s.memoryMb * 1024 * 1024,
+      cpus: s.cpus,
+      pidsLimit: 256,
+      mounts: [],
+      capabilities: [],
+    });
+    let h;
+    try {
+      h = await this.launcher.boot({ id: req.id, config, rootfsOverlay: { lower: p.lower, upper: path.join(dir, 'upper'), work: path.join(dir, 'work'), cwd: this.store.paths.root }, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+    } catch (e) {
+      await fs.rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+    const waited = h.wait().then(
+      async (x): Promise<ExitInfo> => {
+        await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+        return { exitCode: x.exitCode, signal: x.signal, oomKilled: x.oomKilled, peakMemoryBytes: x.peakMemoryBytes };
+      },
+    );
+    this.live.add(waited);
+    void waited.finally(() => this.live.delete(waited));
+    return { pid: h.pid, stdin: h.stdin, stdout: h.stdout, stderr: h.stderr, wait: () => waited, kill: (sig) => h.kill(sig ?? 'SIGKILL') };
+  }
+
+  /** Waits for every container this spawner started to be gone, then stops the launcher. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.live]);
+    if (this.ownsLauncher) await this.launcher.close();
+  }
+}
+
+function* mergeEnv(image: string[], extra: Record<string, string>): Iterable<string> {
+  const m = new Map<string, string>();
+  for (const kv of image) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) m.set(kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  for (const [k, v] of Object.entries(extra)) m.set(k, v);
+  for (const [k, v] of m) yield `${k}=${v}`;
+}

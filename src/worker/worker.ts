@@ -1,0 +1,153 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { nanoid } from 'nanoid';
+import type { Logger } from '../log.js';
+import type { InvocationJob, InvocationOutcome } from '../functions/outcome.js';
+import { FunctionRegistry } from '../functions/registry.js';
+import { capacity, type FunctionVersion } from '../functions/spec.js';
+import { connectRedis, waitReady } from '../queue/connection.js';
+import type { ControlMessage } from '../queue/control.js';
+import type { Keys } from '../queue/keys.js';
+import { Executor } from './executor.js';
+import type { Spawner } from './spawner.js';
+
+export interface FunctionWorkerOptions {
+  redisUrl: string;
+  keys: Keys;
+  spawner: Spawner;
+  log: Logger;
+  /** Unique per worker process; also prefixes container ids. */
+  workerId?: string;
+  heartbeatMs?: number;
+}
+
+/** How long a worker counts as alive after its last heartbeat. */
+export const WORKER_TTL_MS = 10_000;
+
+/**
+ * A worker process's function side: one BullMQ Worker per function queue (concurrency = the
+ * function's capacity, so async jobs past the cap simply wait in Redis), an Executor holding the
+ * warm pools, and a control-channel subscription through which deploys ask it to prepare a version.
+ */
+export class FunctionWorker {
+  readonly id: string;
+  readonly executor: Executor;
+  private readonly queues = new Map<string, Worker>();
+  private readonly fns = new Map<string, FunctionVersion>();
+  private readonly registry: FunctionRegistry;
+  private heartbeat?: NodeJS.Timeout;
+
+  private constructor(private readonly o: FunctionWorkerOptions, private readonly cmd: Redis, private readonly sub: Redis) {
+    this.id = o.workerId ?? `w${nanoid(6).replace(/[-_]/g, 'x').toLowerCase()}`;
+    this.executor = new Executor(o.spawner, this.id, o.log);
+    this.registry = new FunctionRegistry(cmd, o.keys);
+  }
+
+  /** Connects, serves every deployed function's queue and starts heartbeats. */
+  static async start(o: FunctionWorkerOptions): Promise<FunctionWorker> {
+    const cmd = connectRedis(o.redisUrl);
+    const sub = connectRedis(o.redisUrl);
+    await Promise.all([waitReady(cmd, o.redisUrl), waitReady(sub, o.redisUrl)]);
+    const w = new FunctionWorker(o, cmd, sub);
+    await w.init();
+    return w;
+  }
+
+  private async init(): Promise<void> {
+    await this.sub.subscribe(this.o.keys.controlChannel());
+    this.sub.on('message', (_ch: string, msg: string) => void this.onControl(JSON.parse(msg) as ControlMessage));
+    for (const fn of await this.registry.list()) {
+      await this.executor.prepare(fn).catch((e) => this.o.log.warn({ err: e, fn: fn.name }, 'preparing a function at startup failed'));
+      this.serveQueue(fn);
+    }
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat().catch(() => {}), this.o.heartbeatMs ?? 2000);
+    this.heartbeat.unref();
+  }
+
+  private beat(): Promise<unknown> {
+    return this.cmd.zadd(this.o.keys.workers(), Date.now(), this.id);
+  }
+
+  private async onControl(m: ControlMessage): Promise<void> {
+    try {
+      if (m.type === 'prepare') {
+        const fn = await this.version(m.name, m.version);
+        await this.executor.prepare(fn);
+        this.serveQueue(fn);
+        await this.executor.drop(fn.name, fn.version);
+        await this.cmd.multi().rpush(m.ack, this.id).pexpire(m.ack, 60_000).exec();
+      } else if (m.type === 'published' && !this.queues.has(m.name)) {
+        // A worker that started between a deploy's worker count and its publish.
+        const fn = await this.version(m.name, m.version);
+        await this.executor.prepare(fn);
+        this.serveQueue(fn);
+      } else if (m.type === 'remove') {
+        await this.queues.get(m.name)?.close();
+        this.queues.delete(m.name);
+        await this.executor.drop(m.name);
+      }
+    } catch (e) {
+      this.o.log.error({ err: e, msg: m }, 'control message failed');
+      if (m.type === 'prepare') await this.cmd.multi().rpush(m.ack, `error:${this.id}:${(e as Error).message}`).pexpire(m.ack, 60_000).exec();
+    }
+  }
+
+  /** Versions are immutable, so a worker caches them forever. */
+  private async version(name: string, version: number): Promise<FunctionVersion> {
+    const key = `${name}@${version}`;
+    let fn = this.fns.get(key);
+    if (!fn) {
+      fn = await this.registry.get(name, version);
+      this.fns.set(key, fn);
+    }
+    return fn;
+  }
+
+  private serveQueue(fn: FunctionVersion): void {
+    const existing = this.queues.get(fn.name);
+    if (existing) {
+      existing.concurrency = capacity(fn.settings);
+      return;
+    }
+    const w = new Worker(this.o.keys.queueName(fn.name), (job: Job) => this.process(job), {
+      connection: this.cmd,
+      prefix: this.o.keys.bullPrefix(),
+      concurrency: capacity(fn.settings),
+      maxStalledCount: 1,
+    });
+    w.on('error', (e) => this.o.log.error({ err: e, fn: fn.name }, 'queue worker error'));
+    this.queues.set(fn.name, w);
+  }
+
+  private async process(job: Job): Promise<InvocationOutcome> {
+    const data = job.data as InvocationJob;
+    const id = job.id!;
+    const slots = this.o.keys.slots(data.name);
+    let outcome: InvocationOutcome;
+    try {
+      const fn = await this.version(data.name, data.version);
+      // Sync calls took their slot at the gateway; async ones take it here so sync callers see them.
+      if (data.mode === 'async') await this.cmd.zadd(slots, Date.now() + fn.settings.timeoutS * 1000 + 60_000, id);
+      outcome = await this.executor.run(fn, data, id);
+    } catch (e) {
+      const timings = { queueWaitMs: Date.now() - data.enqueuedAt, bootMs: 0, initMs: 0, handlerMs: 0, totalMs: Date.now() - data.enqueuedAt };
+      outcome = { id, ok: false, error: { code: 'not_found', message: (e as Error).message }, logs: '', coldStart: false, functionVersion: data.version, timings };
+    }
+    const m = this.cmd.multi().zrem(slots, id);
+    if (data.reply) m.publish(data.reply, JSON.stringify(outcome));
+    await m.exec();
+    return outcome;
+  }
+
+  /** Stops taking jobs, waits for running ones, stops every instance. */
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await Promise.all([...this.queues.values()].map((w) => w.close()));
+    this.queues.clear();
+    await this.executor.close();
+    await this.cmd.zrem(this.o.keys.workers(), this.id).catch(() => {});
+    this.sub.disconnect();
+    this.cmd.disconnect();
+  }
+}

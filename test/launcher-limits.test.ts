@@ -1,0 +1,93 @@
+/**
+ * Launcher conformance: limits and privileges — memory (OOM kill), pids (fork bomb), rlimits,
+ * capabilities, no_new_privs — checked from inside by the probe, under each selected runtime.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ask, cgroupsMatching, cliSignalStatus, ConformanceEnv, probeAnswer } from './support/conformance.js';
+import { openRuntime, selectedRuntimes, type ConformanceRuntime } from './support/oci-runtimes.js';
+
+/** Capability bit numbers (linux/capability.h) for the caps these tests grant. */
+const CAP_BITS: Record<string, number> = { CAP_KILL: 5, CAP_NET_BIND_SERVICE: 10, CAP_SYS_CHROOT: 18, CAP_AUDIT_WRITE: 29 };
+
+function capMask(names: string[]): string {
+  const v = names.reduce((acc, n) => acc | (1n << BigInt(CAP_BITS[n])), 0n);
+  return v.toString(16).padStart(16, '0');
+}
+
+for (const name of selectedRuntimes()) {
+  describe(`launcher limits [${name}]`, () => {
+    let rt: ConformanceRuntime;
+    let env: ConformanceEnv;
+    before(async () => {
+      env = await ConformanceEnv.create();
+      rt = await openRuntime(name);
+    });
+    after(async () => {
+      await rt?.close();
+      await env?.cleanup();
+    });
+
+    test('a memory limit ends in a reported OOM kill', async () => {
+      const bundle = await env.bundle({ args: ['/bin/probe', 'alloc', '256'], memoryBytes: 32 << 20 });
+      const id = env.id();
+      const o = await rt.run(bundle, id);
+      assert.ok(!o.stdout.includes('allocated_mb'), `allocation of 256 MiB survived a 32 MiB limit: ${o.stdout}`);
+      if (rt.kind === 'binding') {
+        assert.equal(o.oomKilled, true, JSON.stringify(o));
+        assert.equal(o.signal, 'SIGKILL', JSON.stringify(o));
+      } else {
+        assert.equal(o.exitCode, cliSignalStatus('SIGKILL'), o.stderr);
+      }
+      assert.deepEqual(await cgroupsMatching(id), [], 'cgroup left behind after the OOM kill');
+    });
+
+    test('the memory limit lets a smaller allocation through', async () => {
+      const { answer } = await ask(rt, env, ['alloc', '8'], { memoryBytes: 64 << 20 });
+      assert.equal(answer.allocated_mb, 8);
+    });
+
+    test('a pids limit stops a fork bomb', async () => {
+      const { answer } = await ask(rt, env, ['forkbomb', '200'], { pidsLimit: 16 });
+      assert.equal(answer.ok, false, JSON.stringify(answer));
+      assert.equal(answer.error, 'EAGAIN', JSON.stringify(answer));
+      assert.ok(answer.forked < 16, `forked ${answer.forked} children under pids.max=16`);
+    });
+
+    test('rlimits hold', async () => {
+      const rlimits = [{ type: 'RLIMIT_NOFILE', soft: 123, hard: 456 }, { type: 'RLIMIT_CORE', soft: 0, hard: 0 }];
+      const nofile = (await ask(rt, env, ['rlimit', 'NOFILE'], { rlimits })).answer;
+      assert.deepEqual([nofile.soft, nofile.hard], [123, 456]);
+      const core = (await ask(rt, env, ['rlimit', 'CORE'], { rlimits })).answer;
+      assert.deepEqual([core.soft, core.hard], [0, 0]);
+    });
+
+    test('capability drops hold: mount and chroot fail with EPERM', async () => {
+      const mount = (await ask(rt, env, ['try-mount'])).answer;
+      assert.equal(mount.error, 'EPERM', JSON.stringify(mount));
+      const chroot = (await ask(rt, env, ['try-chroot'])).answer;
+      assert.equal(chroot.error, 'EPERM', JSON.stringify(chroot));
+    });
+
+    test('the configured capability sets are exactly what the process has', async () => {
+      const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+      const a = (await ask(rt, env, ['caps'], { capabilities: caps })).answer;
+      assert.equal(a.CapEff, capMask(caps), JSON.stringify(a));
+      assert.equal(a.CapBnd, capMask(caps), JSON.stringify(a));
+      const granted = (await ask(rt, env, ['try-chroot'], { capabilities: [...caps, 'CAP_SYS_CHROOT'] })).answer;
+      assert.equal(granted.ok, true, `chroot denied although CAP_SYS_CHROOT was granted: ${JSON.stringify(granted)}`);
+    });
+
+    test('noNewPrivileges is applied as configured', async () => {
+      assert.equal((await ask(rt, env, ['nnp'], { noNewPrivileges: true })).answer.nnp, 1);
+      assert.equal((await ask(rt, env, ['nnp'], { noNewPrivileges: false })).answer.nnp, 0);
+    });
+
+    test('a non-root user keeps no capabilities', async () => {
+      const a = (await ask(rt, env, ['caps'], { uid: 65534, gid: 65534 })).answer;
+      assert.equal(a.CapEff, '0000000000000000', JSON.stringify(a));
+      const probe = probeAnswer((await rt.run(await env.bundle({ args: ['/bin/probe', 'try-mount'], uid: 65534, gid: 65534 }), env.id())));
+      assert.equal(probe.error, 'EPERM');
+    });
+  });
+}

@@ -1,0 +1,126 @@
+/**
+ * Shared pieces of the launcher conformance suite (test/launcher-*.test.ts): one busybox rootfs
+ * per test file, a bundle per case (config.json pointing at that rootfs), the probe, unique
+ * container ids, and finders for resources a runtime could leave behind.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { makeBundle, makeBusyboxRootfs, probeBinary } from './bundle.js';
+import { conformanceSpec, type ConformanceSpecOptions } from './oci-spec.js';
+import type { ConformanceRuntime, RunOutcome } from './oci-runtimes.js';
+
+/** A temp dir with one busybox rootfs (with the probe) and numbered bundles around it. */
+export class ConformanceEnv {
+  /** Every container id made here starts with this; leak checks grep for it. */
+  readonly prefix = `jt${randomBytes(4).toString('hex')}`;
+  private n = 0;
+  private constructor(readonly dir: string, readonly rootfs: string) {}
+
+  static async create(): Promise<ConformanceEnv> {
+    if (!existsSync(probeBinary())) {
+      throw new Error(`${probeBinary()} is missing: build it with \`make -C native build/jiffy-probe\``);
+    }
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'jiffy-conf-'));
+    const rootfs = path.join(dir, 'rootfs');
+    await makeBusyboxRootfs(rootfs);
+    return new ConformanceEnv(dir, rootfs);
+  }
+
+  /** A fresh unique container id. */
+  id(): string {
+    return `${this.prefix}-${++this.n}`;
+  }
+
+  /** Write a bundle whose config is conformanceSpec(opts) (rootfs shared, absolute path). */
+  async bundle(opts: ConformanceSpecOptions): Promise<string> {
+    return this.rawBundle(conformanceSpec({ rootPath: this.rootfs, ...opts }));
+  }
+
+  /** Write a bundle with exactly this config object (for malformed-config cases). */
+  async rawBundle(config: unknown): Promise<string> {
+    const b = path.join(this.dir, `bundle-${++this.n}`);
+    await makeBundle(b, config as object);
+    return b;
+  }
+
+  async cleanup(): Promise<void> {
+    await fs.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The probe's answer: the last JSON line on stdout. Throws with the runtime's output otherwise. */
+export function probeAnswer(o: RunOutcome): Record<string, any> {
+  const lines = o.stdout.trim().split('\n').filter((l) => l.startsWith('{'));
+  if (lines.length === 0) {
+    throw new Error(`probe printed no JSON (exit ${o.exitCode}, signal ${o.signal}); stdout=${JSON.stringify(o.stdout)} stderr=${JSON.stringify(o.stderr)}`);
+  }
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+/** Run `/bin/probe ...question` in a fresh container and return the answer and outcome. */
+export async function ask(
+  rt: ConformanceRuntime,
+  env: ConformanceEnv,
+  question: string[],
+  opts: Omit<ConformanceSpecOptions, 'args'> = {},
+): Promise<{ answer: Record<string, any>; outcome: RunOutcome }> {
+  const bundle = await env.bundle({ ...opts, args: ['/bin/probe', ...question] });
+  const outcome = await rt.run(bundle, env.id());
+  if (outcome.exitCode !== 0) {
+    throw new Error(`${rt.name}: probe ${question.join(' ')} exited ${outcome.exitCode} (signal ${outcome.signal}): ${outcome.stderr}`);
+  }
+  return { answer: probeAnswer(outcome), outcome };
+}
+
+/** Directories under /sys/fs/cgroup (every hierarchy, a few levels deep) whose name contains `needle`. */
+export async function cgroupsMatching(needle: string, maxDepth = 5): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (dir: string, depth: number): Promise<void> => {
+    if (depth > maxDepth) return;
+    let entries;
+    try {
+      entries = await fs.readdir(dir, { withFileTypes: true });
+    } catch {
+      return; // a cgroup removed while we walk
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const p = path.join(dir, e.name);
+      if (e.name.includes(needle)) found.push(p);
+      await walk(p, depth + 1);
+    }
+  };
+  await walk('/sys/fs/cgroup', 0);
+  return found;
+}
+
+/** Lines of the host's /proc/self/mountinfo that mention `needle`. */
+export async function mountsMatching(needle: string): Promise<string[]> {
+  const mi = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  return mi.split('\n').filter((l) => l.includes(needle));
+}
+
+/** Pids of live processes whose environment contains `marker` (e.g. "JIFFY_LEAK=<prefix>"). */
+export async function processesWithEnv(marker: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const env = await fs.readFile(`/proc/${name}/environ`, 'latin1');
+      if (env.split('\0').includes(marker)) pids.push(Number(name));
+    } catch {
+      // exited while we looked, or a kernel thread
+    }
+  }
+  return pids;
+}
+
+/** Exit status a CLI runtime reports for a death by `signal` (128 + N). */
+export function cliSignalStatus(signal: string): number {
+  const n = os.constants.signals[signal as keyof typeof os.constants.signals];
+  if (n === undefined) throw new Error(`unknown signal ${signal}`);
+  return 128 + n;
+}
