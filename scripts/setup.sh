@@ -14,6 +14,7 @@ pkgs=(
   crun runc bubblewrap # side-by-side boot benchmarks and interop
   skopeo umoci         # image interop tests (save/load, OCI layout)
   docker-registry      # local registry for pull/push tests (127.0.0.1 only)
+  apache2-utils        # htpasswd -B for the registry basic-auth test
   hyperfine            # whole-command benchmarks
   iproute2 util-linux kmod jq
 )

@@ -113,8 +113,10 @@ describe('containers: lifecycle', () => {
       assert.equal((await exit).exitCode, 0);
       ids.push(id);
     }
-    const ro = await f.mgr.run({ image: 'busybox', readonlyRoot: true, cmd: ['sh', '-c', 'touch /x'] });
+    const roOut = collector();
+    const ro = await f.mgr.run({ image: 'busybox', readonlyRoot: true, cmd: ['sh', '-c', 'touch /x'], onOutput: roOut.onOutput });
     assert.notEqual((await ro.exit).exitCode, 0, 'a read-only rootfs refuses writes');
+    assert.match(roOut.text(), /Read-only file system/);
     ids.push(ro.id);
     for (const id of ids.filter((_, i) => i % 2 === 1 || i === ids.length - 1)) await f.mgr.remove(id);
     assert.equal((await mountsUnder(f.root)).length, before);

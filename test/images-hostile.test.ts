@@ -8,6 +8,7 @@ import { unpackLayer } from '../src/archive/unpack.js';
 import { scanOverlay } from '../src/archive/whiteout.js';
 import { ImageStore } from '../src/images/store.js';
 import { MediaTypes } from '../src/images/types.js';
+import { loadArchiveFile } from '../src/images/load.js';
 import { hostileTars, packTar, type HostileCase } from './support/hostile-tars.js';
 
 let tmp: string;
@@ -61,7 +62,7 @@ test('hostile layer corpus: each case refused or made safe, nothing written outs
       });
     } else {
       await run();
-      checkSafe(c, sb, warnings);
+      await checkSafe(c, sb, warnings);
     }
     assert.deepEqual(snapshot(sb.outside), before, `case ${c.name}: the marker dir changed`);
     assert.deepEqual(fs.readdirSync(sb.base).sort(), ['dest', 'outside'], `case ${c.name}: something was written next to dest`);
@@ -69,7 +70,7 @@ test('hostile layer corpus: each case refused or made safe, nothing written outs
   }
 });
 
-function checkSafe(c: HostileCase, sb: ReturnType<typeof sandbox>, warnings: string[]): void {
+async function checkSafe(c: HostileCase, sb: ReturnType<typeof sandbox>, warnings: string[]): Promise<void> {
   const st = (p: string) => fs.lstatSync(path.join(sb.dest, p));
   switch (c.name) {
     case 'symlink-then-file-replaces-link':
@@ -91,6 +92,11 @@ function checkSafe(c: HostileCase, sb: ReturnType<typeof sandbox>, warnings: str
       assert.equal(st('tmp').mode & 0o7777, 0o1777, 'sticky bit is kept');
       assert.equal(warnings.filter((w) => w.startsWith('made safe')).length, 3, warnings.join('\n'));
       break;
+    case 'overlay-xattrs':
+      assert.equal(fs.lstatSync(path.join(sb.dest, 'redir')).isDirectory(), true);
+      assert.deepEqual(await scanOverlay(sb.dest), { whiteouts: [], opaque: [] }, 'no overlay xattr taken from the tar');
+      assert.equal(warnings.filter((w) => /made safe: xattrs not applied/.test(w)).length, 2, warnings.join('\n'));
+      break;
     default:
       assert.fail(`no safety check for case ${c.name}`);
   }
@@ -99,7 +105,6 @@ function checkSafe(c: HostileCase, sb: ReturnType<typeof sandbox>, warnings: str
 test('a normal layer: metadata, hardlinks, long names, whiteouts and opaque dirs in overlay form', async () => {
   const sb = sandbox('normal');
   const long = `${'d'.repeat(120)}/${'f'.repeat(150)}`;
-  const mtime = new Date('2021-05-06T07:08:09Z');
   const tarBuf = await packTar([
     { name: 'etc/', type: 'directory', mode: 0o750 },
     { name: 'etc/conf', mode: 0o640, body: 'x=1\n' },
@@ -124,7 +129,6 @@ test('a normal layer: metadata, hardlinks, long names, whiteouts and opaque dirs
   assert.ok(wo.isCharacterDevice() && wo.rdev === 0, 'whiteout is a 0/0 char device');
   assert.equal(fs.existsSync(path.join(sb.dest, 'gone/.wh.old-file')), false);
   assert.deepEqual(await scanOverlay(sb.dest), { whiteouts: ['gone/old-file'], opaque: ['fresh'] });
-  void mtime;
 });
 
 test('ownership is preserved (we run as root)', async () => {
@@ -169,4 +173,15 @@ test('through the image store: wrong digest, wrong diff id and a hostile layer l
   assert.deepEqual(fs.readdirSync(store.paths.layers), [], 'no layer, temp dir or lock left behind');
   assert.deepEqual(await store.list(), []);
   await assert.rejects(store.resolve('evil:1'), /not found/);
+
+  // An OCI layout archive whose blob does not match its name, and one that escapes with "..".
+  const liar = `sha256:${'2'.repeat(64)}`;
+  const lying = await packTar([{ name: 'oci-layout', body: '{"imageLayoutVersion":"1.0.0"}' }, { name: `blobs/sha256/${liar.slice(7)}`, body: 'not what the name says' }]);
+  fs.writeFileSync(path.join(tmp, 'lying.tar'), lying);
+  await assert.rejects(loadArchiveFile(store, path.join(tmp, 'lying.tar')), (e: Error & { code?: string }) => e.code === 'data_loss' && /blobs\/sha256\/2{64}.*digest mismatch/.test(e.message));
+  fs.writeFileSync(path.join(tmp, 'escape.tar'), await packTar([{ name: '../manifest.json', body: '[]' }]));
+  await assert.rejects(loadArchiveFile(store, path.join(tmp, 'escape.tar')), /"\.\.\/manifest\.json" refused/);
+  fs.writeFileSync(path.join(tmp, 'empty.tar'), await packTar([{ name: 'README', body: 'hi' }]));
+  await assert.rejects(loadArchiveFile(store, path.join(tmp, 'empty.tar')), /neither manifest\.json \(docker-archive\) nor index\.json/);
+  assert.equal(await store.content.has(liar), false);
 });

@@ -100,6 +100,21 @@ for (const name of selectedRuntimes()) {
       for (const l of lines) assert.ok(l.endsWith(':/'), `cgroup path visible: ${l}`);
     });
 
+    test('/dev is minimal and has the OCI default devices', async () => {
+      const entries = (await ask(rt, env, ['ls', '/dev'])).answer.entries as string[];
+      for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) assert.ok(entries.includes(d), `/dev/${d} missing: ${entries}`);
+      for (const d of ['kmsg', 'mem', 'port']) assert.ok(!entries.includes(d), `host device /dev/${d} visible`);
+      const st = (await ask(rt, env, ['stat', '/dev/null'])).answer;
+      assert.deepEqual([st.type, st.rdev], ['chr', '1:3']);
+      const w = (await ask(rt, env, ['write', '/dev/null'])).answer;
+      assert.equal(w.ok, true, JSON.stringify(w));
+    });
+
+    test('the working directory is the configured one', async () => {
+      assert.equal((await ask(rt, env, ['cwd'], { cwd: '/tmp' })).answer.cwd, '/tmp');
+      assert.equal((await ask(rt, env, ['cwd'])).answer.cwd, '/');
+    });
+
     test('env and user are applied', async () => {
       const e = (await ask(rt, env, ['env'], { env: ['FOO=bar baz', 'PATH=/bin'] })).answer.env as string[];
       // runc adds HOME from /etc/passwd when the config has none; nothing else may appear.

@@ -3,7 +3,7 @@
  * the OCI lifecycle create → start → kill → delete reports valid state and writes --pid-file.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,11 +21,11 @@ function assertOciState(st: Record<string, any>, id: string, bundle: string, sta
   }
 }
 
-/** True when the kernel still has a process with this pid (zombies included). */
-function alive(pid: number): boolean {
+/** True when `pid` exists and is not a zombie (an orphaned init may wait for its reaper). */
+function running(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
@@ -82,7 +82,7 @@ for (const name of selectedRuntimes()) {
       const id = env.id();
       const bundle = await env.bundle({ args: ['/bin/sleep', '1000'] });
       const pidFile = path.join(env.dir, `${id}.pid`);
-      const created = await rt.cli!(['create', '--bundle', bundle, '--pid-file', pidFile, id], { stdoutFile: '/dev/null' });
+      const created = await rt.cli!(['create', '--bundle', bundle, '--pid-file', pidFile, id]);
       assert.equal(created.code, 0, created.stderr);
       try {
         await lifecycle(rt, id, bundle, pidFile);
@@ -91,14 +91,38 @@ for (const name of selectedRuntimes()) {
       }
     });
 
+    test('state, kill and delete of an unknown id fail and name it', async (t) => {
+      if (rt.kind !== 'cli') return t.skip('CLI feature');
+      const id = `${env.id()}-absent`;
+      for (const args of [['state', id], ['kill', id, 'KILL'], ['delete', id]]) {
+        const r = await rt.cli!(args);
+        assert.notEqual(r.code, 0, `${args[0]} of an unknown container succeeded`);
+        assert.ok(r.stderr.includes(id), `${args[0]}: error does not name the id: ${r.stderr}`);
+      }
+    });
+
+    test('delete refuses a running container unless forced', async (t) => {
+      if (rt.kind !== 'cli') return t.skip('CLI feature');
+      const id = env.id();
+      const running = await rt.start(await env.bundle({ args: ['/bin/sleep', '1000'] }), id);
+      const plain = await rt.cli!(['delete', id]);
+      assert.notEqual(plain.code, 0, 'delete of a running container succeeded without --force');
+      assert.equal(running.pid > 0 && !!readFileSync(`/proc/${running.pid}/stat`, 'utf8'), true);
+      const forced = await rt.cli!(['delete', '--force', id]);
+      assert.equal(forced.code, 0, forced.stderr);
+      const o = await running.wait();
+      assert.equal(o.exitCode, cliSignalStatus('SIGKILL'));
+      assert.deepEqual(await cgroupsMatching(id), []);
+    });
+
     test('a duplicate id is refused while the first container exists', async (t) => {
       if (rt.kind !== 'cli') return t.skip('CLI feature');
       const id = env.id();
       const bundle = await env.bundle({ args: ['/bin/sleep', '1000'] });
-      const first = await rt.cli!(['create', '--bundle', bundle, id], { stdoutFile: '/dev/null' });
+      const first = await rt.cli!(['create', '--bundle', bundle, id]);
       assert.equal(first.code, 0, first.stderr);
       try {
-        const second = await rt.cli!(['create', '--bundle', bundle, id], { stdoutFile: '/dev/null' });
+        const second = await rt.cli!(['create', '--bundle', bundle, id]);
         assert.notEqual(second.code, 0);
         assert.match(second.stderr, /exist/i);
         assertOciState(JSON.parse((await rt.cli!(['state', id])).stdout), id, bundle, 'created');
@@ -121,7 +145,7 @@ async function lifecycle(rt: ConformanceRuntime, id: string, bundle: string, pid
   const killed = await rt.cli!(['kill', id, 'KILL']);
   assert.equal(killed.code, 0, killed.stderr);
   assertOciState(await waitForState(rt, id, 'stopped'), id, bundle, 'stopped');
-  assert.equal(alive(st1.pid), false, `container init ${st1.pid} still exists after kill + stopped`);
+  assert.equal(running(st1.pid), false, `container init ${st1.pid} still exists after kill + stopped`);
 
   const deleted = await rt.cli!(['delete', id]);
   assert.equal(deleted.code, 0, deleted.stderr);

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ask, cgroupsMatching, cliSignalStatus, ConformanceEnv, probeAnswer } from './support/conformance.js';
+import { ask, cgroupFileOf, cgroupsMatching, cliSignalStatus, ConformanceEnv, probeAnswer } from './support/conformance.js';
 import { openRuntime, selectedRuntimes, type ConformanceRuntime } from './support/oci-runtimes.js';
 
 /** Capability bit numbers (linux/capability.h) for the caps these tests grant. */
@@ -45,6 +45,22 @@ for (const name of selectedRuntimes()) {
     test('the memory limit lets a smaller allocation through', async () => {
       const { answer } = await ask(rt, env, ['alloc', '8'], { memoryBytes: 64 << 20 });
       assert.equal(answer.allocated_mb, 8);
+    });
+
+    test('memory, pids and cpu limits are written to the container’s cgroups', async () => {
+      const bundle = await env.bundle({
+        args: ['/bin/sleep', '1000'], memoryBytes: 48 << 20, pidsLimit: 20, cpu: { quota: 50000, period: 100000 },
+      });
+      const running = await rt.start(bundle, env.id());
+      try {
+        assert.equal(await cgroupFileOf(running.pid, 'memory', 'memory.limit_in_bytes', 'memory.max'), String(48 << 20));
+        assert.equal(await cgroupFileOf(running.pid, 'pids', 'pids.max', 'pids.max'), '20');
+        const quota = await cgroupFileOf(running.pid, 'cpu', 'cpu.cfs_quota_us', 'cpu.max');
+        assert.match(quota, /^50000( 100000)?$/);
+      } finally {
+        await running.kill('SIGKILL');
+        await running.wait();
+      }
     });
 
     test('a pids limit stops a fork bomb', async () => {

@@ -2,7 +2,7 @@
  * jiffy-probe: runs inside a container and reports what it sees, as ONE JSON line on stdout.
  * The launcher conformance tests (test/launcher-*.test.ts) ask it questions, crun-style:
  *
- *   probe pid | hostname | mounts | netdevs | caps | nnp | uid | ps | cgroup | env
+ *   probe pid | hostname | cwd | mounts | netdevs | caps | nnp | uid | ps | cgroup | env
  *   probe rlimit NAME            (NOFILE, NPROC, CORE, AS, ...)
  *   probe try-mount | try-chroot (attempt the privileged call, report errno)
  *   probe ls PATH | read PATH | write PATH | stat PATH
@@ -114,6 +114,17 @@ static ssize_t slurp(const char *path, char *buf, size_t cap)
 static int q_pid(void)
 {
 	printf("{\"pid\":%d,\"ppid\":%d}\n", getpid(), getppid());
+	return 0;
+}
+
+static int q_cwd(void)
+{
+	char buf[4096];
+	if (!getcwd(buf, sizeof buf))
+		return report_errno("getcwd", errno);
+	printf("{\"cwd\":");
+	json_cstr(buf);
+	printf("}\n");
 	return 0;
 }
 
@@ -537,6 +548,7 @@ static int dispatch(int argc, char **argv)
 	const char *q = argv[1];
 	if (!strcmp(q, "pid")) return q_pid();
 	if (!strcmp(q, "hostname")) return q_hostname();
+	if (!strcmp(q, "cwd")) return q_cwd();
 	if (!strcmp(q, "mounts")) return q_mounts();
 	if (!strcmp(q, "netdevs")) return q_netdevs();
 	if (!strcmp(q, "caps")) return q_caps();
@@ -563,7 +575,7 @@ static int dispatch(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: probe pid|hostname|mounts|netdevs|caps|nnp|uid|ps|cgroup|env|try-mount|try-chroot"
+		fprintf(stderr, "usage: probe pid|hostname|cwd|mounts|netdevs|caps|nnp|uid|ps|cgroup|env|try-mount|try-chroot"
 				"|rlimit NAME|ls P|read P|write P|stat P|alloc MB|forkbomb N|exit N|kill-self SIG\n");
 		return 2;
 	}

@@ -1,44 +1,53 @@
-import { Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import { JiffyError } from '../errors.js';
 
 /**
- * Passes a plain tar through and gunzips a gzip one, decided by the magic bytes (1f 8b) of the
- * first chunk — media types lie often enough (docker-archive has none) that the bytes decide.
+ * Returns `src` as plain bytes: gunzipped when its first bytes are the gzip magic (1f 8b), as-is
+ * otherwise — media types lie often enough (docker-archive has none) that the bytes decide.
+ * Backpressure is kept end to end (the rest of `src` is pulled on demand), so a fast reader and
+ * a slow extractor never buffer a whole layer in memory. `onBytes` sees the raw byte count.
  */
-export class AutoGunzip extends Transform {
-  private gz: zlib.Gunzip | null | undefined;
-  private head = Buffer.alloc(0);
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.gz === undefined) {
-      this.head = Buffer.concat([this.head, chunk]);
-      if (this.head.length < 2) return cb();
-      chunk = this.head;
-      this.head = Buffer.alloc(0);
-      this.gz = chunk[0] === 0x1f && chunk[1] === 0x8b ? this.startGunzip() : null;
+export async function maybeGunzip(src: Readable, onBytes?: (total: number) => void): Promise<Readable> {
+  const it = (src as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  let total = 0;
+  let first = await it.next();
+  // A 1-byte first chunk cannot show the magic; gather until two bytes or the end.
+  let head: Buffer = first.done ? Buffer.alloc(0) : first.value;
+  while (!first.done && head.length < 2) {
+    first = await it.next();
+    if (!first.done) head = Buffer.concat([head, first.value]);
+  }
+  async function* rest(): AsyncGenerator<Buffer> {
+    if (head.length) {
+      total += head.length;
+      onBytes?.(total);
+      yield head;
     }
-    if (!this.gz) return cb(null, chunk);
-    this.gz.write(chunk, () => cb());
-  }
-
-  override _flush(cb: TransformCallback): void {
-    if (this.gz === undefined) {
-      if (this.head.length) this.push(this.head);
-      return cb();
+    if (first.done) return;
+    for (;;) {
+      const n = await it.next();
+      if (n.done) return;
+      total += n.value.length;
+      onBytes?.(total);
+      yield n.value;
     }
-    if (!this.gz) return cb();
-    this.gz.once('end', () => cb());
-    this.gz.end();
   }
+  const raw = Readable.from(rest(), { objectMode: false });
+  if (!(head[0] === 0x1f && head[1] === 0x8b)) return raw;
+  const gz = zlib.createGunzip();
+  pipeline(raw, gz, () => {}); // errors reach the consumer through gz
+  return gz;
+}
 
-  private startGunzip(): zlib.Gunzip {
-    const gz = zlib.createGunzip();
-    gz.on('data', (d: Buffer) => this.push(d));
-    gz.on('error', (e) => this.destroy(new JiffyError('invalid_argument', `layer gzip stream is corrupt or truncated: ${e.message}`, { cause: e })));
-    return gz;
+/** zlib's errors (code Z_*) as a clear invalid_argument; other errors unchanged. */
+export function gzipError(e: Error, what: string): Error {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && code.startsWith('Z_')) {
+    return new JiffyError('invalid_argument', `${what} gzip stream is corrupt or truncated: ${e.message}`, { cause: e });
   }
+  return e;
 }
 
 /**

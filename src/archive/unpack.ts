@@ -1,11 +1,12 @@
 import fs from 'node:fs/promises';
 import { constants as C } from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import tar, { type Header as TarHeaders, type Pack as TarPack } from 'tar-stream';
 import type { ProgressFn } from '../progress.js';
 import { JiffyError } from '../errors.js';
-import { AutoGunzip, DigestMeter } from './gunzip.js';
+import { DigestMeter, gzipError, maybeGunzip } from './gunzip.js';
+import { TarTrailer } from './tar-trailer.js';
 import { ParentWalker, hostile, splitEntryPath } from './safe-path.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX, makeOpaque, makeWhiteouts } from './whiteout.js';
 
@@ -46,21 +47,22 @@ export async function unpackLayer(src: Readable, dest: string, opts: UnpackOptio
   await fs.mkdir(root, { recursive: true });
   const u = new Unpacker(root, max, opts);
   const meter = new DigestMeter(max);
+  const trailer = new TarTrailer();
   const extract = tar.extract();
   let compressed = 0;
-  src.on('data', (c: Buffer) => {
-    compressed += c.length;
-    u.progress(compressed);
-  });
   let streamError: Error | undefined;
-  const fail = (e: Error) => extract.destroy(e);
   // The extractor's own error (e.g. "Unexpected end of data") says more than the entry stream's.
   extract.on('error', (e: Error) => (streamError ??= e));
-  src.on('error', fail);
-  const gunzip = new AutoGunzip();
-  gunzip.on('error', fail);
-  meter.on('error', fail);
-  src.pipe(gunzip).pipe(meter).pipe(extract as unknown as NodeJS.WritableStream);
+  const plain = await maybeGunzip(src, (n) => {
+    compressed = n;
+    u.progress(n);
+  }).catch((e: Error) => {
+    throw new JiffyError('invalid_argument', `reading the layer failed: ${e.message}`, { cause: e });
+  });
+  pipeline(plain, meter, trailer, (e) => {
+    if (e) extract.destroy(gzipError(e, 'layer'));
+  });
+  trailer.pipe(extract as unknown as NodeJS.WritableStream);
   try {
     for await (const entry of extract) {
       u.current = entry.header.name;
@@ -223,7 +225,9 @@ class Unpacker {
 
   private xattrWarning(h: Header): void {
     const keys = Object.keys(h.pax ?? {}).filter((k) => k.startsWith('SCHILY.xattr.'));
-    if (keys.length) this.warn(`xattrs not applied to "${h.name}": ${keys.map((k) => k.slice(13)).join(', ')}`);
+    // Deliberately not applied: trusted.overlay.* from a tar could redirect overlayfs lookups,
+    // and security.capability grants privilege the way the setuid bits we strip do.
+    if (keys.length) this.warn(`made safe: xattrs not applied to "${h.name}": ${keys.map((k) => k.slice(13)).join(', ')}`);
   }
 
   /** Directory metadata last (children change a dir's mtime), then the overlay whiteouts. */

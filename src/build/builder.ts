@@ -7,7 +7,7 @@ import { MediaTypes, hostPlatform, type ContainerConfig, type ImageConfig, type 
 import { BuildCache, saveState, type BuildState } from './build-cache.js';
 import { expandVars, parseDockerfile, type Instruction } from './dockerfile.js';
 import { loadDockerignore } from './dockerignore.js';
-import { copyStep } from './copy-step.js';
+import { copyStep, workdirStep } from './copy-step.js';
 
 /**
  * Runs a RUN step: boot a container from `image` (already in the store), run `command` in it and
@@ -204,8 +204,7 @@ async function metaInstruction(ctx: StepContext, state: BuildState, ins: Instruc
       return metaStep(ctx, state, `LABEL ${pairs.map(([k, v]) => `${k}=${v}`).join(' ')}`, (c) => ({ Labels: { ...(c.Labels ?? {}), ...Object.fromEntries(pairs) } }));
     }
     case 'WORKDIR': {
-      const wd = path.posix.resolve(state.config.config?.WorkingDir || '/', x(ins.value));
-      return metaStep(ctx, state, `WORKDIR ${wd}`, () => ({ WorkingDir: wd }));
+      return workdirStep(ctx, state, path.posix.resolve(state.config.config?.WorkingDir || '/', x(ins.value)));
     }
     case 'USER':
       return metaStep(ctx, state, `USER ${x(ins.value)}`, () => ({ User: x(ins.value) }));

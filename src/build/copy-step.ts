@@ -9,7 +9,7 @@ import { saveState, type BuildState } from './build-cache.js';
 import { expandVars, type Instruction } from './dockerfile.js';
 import { hashLayerFiles, resolveCopy, type CopyFlags, type LayerFile } from './copy-sources.js';
 import { writeLayerBlob } from './layer-blob.js';
-import { varsKey, type StepContext } from './builder.js';
+import { metaStep, varsKey, type StepContext } from './builder.js';
 
 type CopyIns = Extract<Instruction, { kind: 'COPY' | 'ADD' }>;
 
@@ -42,6 +42,23 @@ export async function copyStep(ctx: StepContext, state: BuildState, ins: CopyIns
   } finally {
     for (const d of tmpDirs) await fs.rm(d, { recursive: true, force: true });
   }
+}
+
+/**
+ * WORKDIR: sets the working directory and, like Docker, creates it when the image lacks it — as
+ * a small layer, so containers (and later RUN steps) can chdir into it.
+ */
+export async function workdirStep(ctx: StepContext, state: BuildState, wd: string): Promise<BuildState> {
+  const rel = wd.replace(/^\/+/, '').replace(/\/+$/, '');
+  let next = state;
+  if (rel && !(await statInLowers(await lowerDirs(ctx, state), rel))) {
+    const dir: LayerFile = { path: rel, type: 'dir', mode: 0o755, uid: 0, gid: 0 };
+    const blob = await writeLayerBlob(ctx.store.content, [...(await parentDirs(ctx, state, [dir])), dir]);
+    next = await appendLayerState(ctx, state, blob, `WORKDIR ${wd}`);
+    const config = { ...next.config, config: { ...(next.config.config ?? {}), WorkingDir: wd } };
+    return saveState(ctx.store.content, next.manifest, config);
+  }
+  return metaStep(ctx, next, `WORKDIR ${wd}`, () => ({ WorkingDir: wd }));
 }
 
 /** `state` + one uncompressed OCI layer blob + its history entry. */

@@ -28,8 +28,9 @@ export function parseDockerfile(text: string): Instruction[] {
     out.push(parseInstruction(kind, args, line, body));
   }
   if (out.length === 0) throw invalid('the Dockerfile has no instructions; it must start with FROM');
-  if (out[0].kind !== 'FROM' && !out.slice(0, out.findIndex((i) => i.kind === 'FROM')).every((i) => i.kind === 'ARG')) {
-    throw invalid(`line ${out[0].line}: the first instruction must be FROM (or ARG before FROM)`);
+  const first = out.find((i) => i.kind !== 'ARG');
+  if (first?.kind !== 'FROM') {
+    throw invalid(`line ${first?.line ?? out[0].line}: the first instruction must be FROM (only ARG may come before it)`);
   }
   if (out.filter((i) => i.kind === 'FROM').length !== 1) {
     throw invalid('the Dockerfile must have exactly one FROM: multi-stage builds are not supported by jiffy build');

@@ -70,11 +70,23 @@ async function ensureWith(store: ImageStore, name: RuntimeName, opts: RuntimeBui
       if (have) return have;
     }
     const cacheRoot = runtimeCacheRoot();
-    if (!cacheRoot || path.resolve(cacheRoot) === store.paths.root) return buildRuntimeImage(store, name, opts);
+    if (!cacheRoot) return buildRuntimeImage(store, name, opts);
+    if (path.resolve(cacheRoot) === store.paths.root) return rebuildInCache(store, name, recipe, opts);
     const cache = await ImageStore.open(cacheRoot);
     const built = await ensureWith(cache, name, opts);
     return importImage(cache, built, store, recipe.tags, opts.onProgress);
   }, 30 * 60_000);
+}
+
+/** Builds into the cache store and drops the image it replaces, so old recipes do not pile up there. */
+async function rebuildInCache(cache: ImageStore, name: RuntimeName, recipe: RecipeFile, opts: RuntimeBuildOptions): Promise<Image> {
+  const old = await cache.resolve(recipe.tags[0]).catch(() => undefined);
+  const img = await buildRuntimeImage(cache, name, opts);
+  if (old && old.manifestDigest !== img.manifestDigest) {
+    const left = (await cache.resolve(old.manifestDigest).catch(() => undefined))?.refs ?? [];
+    if (left.length === 0) await cache.remove(old.manifestDigest).catch(() => undefined);
+  }
+  return img;
 }
 
 /**

@@ -12,7 +12,7 @@ import { createCgroup, memoryOutcome, removeCgroup } from './cgroup.js';
 import type { ContainerRecords } from './records.js';
 import { runArgv, runtimeDelete, signalOfExitCode } from './runtime.js';
 import type { OverlaySnapshotter } from '../snapshots/snapshotter.js';
-import type { ExitInfo } from './types.js';
+import type { ContainerRecord, ExitInfo } from './types.js';
 
 export interface BootContext {
   root: string;
@@ -46,11 +46,15 @@ export async function isOurProcess(pid: number | undefined, start: string | unde
 export async function bootContainer(ctx: BootContext, id: string, stdio: StdioOptions, opts: { monitorPid?: number } = {}): Promise<BootedContainer> {
   const rec = await ctx.records.load(id);
   await ctx.snapshots.mount(id);
-  await createCgroup(rec.cgroupPath, { memoryBytes: rec.options.memoryBytes });
-  await runtimeDelete(ctx.root, rec.runtimeId);
+  await runtimeDelete(rec.runtime, ctx.root, rec.runtimeId);
+  // jiffy-launch creates (and refuses an existing) jiffy/<id>; other runtimes nest below ours.
+  if (rec.runtime.kind === 'oci') await createCgroup(rec.cgroupPath, { memoryBytes: rec.options.memoryBytes });
+  else await removeCgroup(rec.cgroupPath).catch(() => undefined);
   const pidFile = ctx.records.path(id, 'pid');
+  const reportFile = ctx.records.path(id, 'exit.json');
   await fs.rm(pidFile, { force: true });
-  const [bin, args] = runArgv(ctx.root, rec.runtimeId, ctx.records.path(id), pidFile);
+  await fs.rm(reportFile, { force: true });
+  const [bin, args] = runArgv(rec.runtime, ctx.root, rec.runtimeId, ctx.records.path(id), pidFile, reportFile);
   const child = spawn(bin, args, { stdio });
   const exitCode = new Promise<{ code: number; spawnError?: string }>((resolve) => {
     child.once('error', (e) => resolve({ code: 127, spawnError: `starting ${bin} failed: ${e.message}` }));
@@ -90,27 +94,39 @@ async function waitStarted(ctx: BootContext, id: string, pidFile: string, exit: 
 /** Collect the outcome, take everything down, record status exited. */
 async function finish(ctx: BootContext, id: string, code: number, spawnError?: string): Promise<ExitInfo> {
   const rec = await ctx.records.load(id);
-  const mem = await memoryOutcome(rec.cgroupPath);
-  const signal = signalOfExitCode(code);
+  const report = await readReport(ctx.records.path(id, 'exit.json'));
+  const mem = report ?? (await memoryOutcome(rec.cgroupPath, signalOfExitCode(code) === 'SIGKILL'));
   const info: ExitInfo = {
     exitCode: code,
-    signal,
+    signal: report?.signal ?? signalOfExitCode(code),
     oomKilled: mem.oomKilled,
-    peakMemoryBytes: mem.peakMemoryBytes,
+    peakMemoryBytes: mem.peakMemoryBytes || undefined,
     finishedAt: new Date().toISOString(),
     error: spawnError,
   };
-  await cleanupRuntime(ctx, id, rec.runtimeId, rec.cgroupPath);
+  await cleanupRuntime(ctx, rec);
   await ctx.records.update(id, (r) => {
     r.state = { ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined, ...info };
   });
   return info;
 }
 
+/** jiffy-launch's `--report` JSON (exit code, signal, OOM kill, peak memory), if it wrote one. */
+async function readReport(file: string): Promise<{ signal?: string; oomKilled: boolean; peakMemoryBytes?: number } | undefined> {
+  const text = await fs.readFile(file, 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  try {
+    const r = JSON.parse(text) as { signal?: string; oomKilled?: boolean; peakMemoryBytes?: number };
+    return { signal: r.signal ?? undefined, oomKilled: !!r.oomKilled, peakMemoryBytes: r.peakMemoryBytes };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runtime state, cgroup and rootfs mount of a stopped container (each step tolerates absence). */
-export async function cleanupRuntime(ctx: BootContext, id: string, runtimeId: string, cgroupPath: string): Promise<void> {
-  await runtimeDelete(ctx.root, runtimeId);
-  await removeCgroup(cgroupPath).catch(() => undefined);
-  await ctx.snapshots.unmount(id);
-  await fs.rm(ctx.records.path(id, 'pid'), { force: true });
+export async function cleanupRuntime(ctx: BootContext, rec: ContainerRecord): Promise<void> {
+  await runtimeDelete(rec.runtime, ctx.root, rec.runtimeId);
+  await removeCgroup(rec.cgroupPath).catch(() => undefined);
+  await ctx.snapshots.unmount(rec.id);
+  await fs.rm(ctx.records.path(rec.id, 'pid'), { force: true });
 }

@@ -57,15 +57,26 @@ async function enableV2Controllers(rel: string): Promise<void> {
   }
 }
 
-/** Peak memory and whether the OOM killer fired in this cgroup (undefined when unreadable). */
-export async function memoryOutcome(rel: string): Promise<{ peakMemoryBytes?: number; oomKilled: boolean }> {
+/**
+ * Peak memory and whether the OOM killer fired in this cgroup (undefined when unreadable). On v1
+ * the kernel counts an OOM kill in the victim's own memcg (the runtime's child, gone by now), so
+ * for a SIGKILLed container a non-zero `memory[.memsw].failcnt` at our level (the limit was hit) counts too.
+ */
+export async function memoryOutcome(rel: string, killed = false): Promise<{ peakMemoryBytes?: number; oomKilled: boolean }> {
   const d = memDir(rel);
   const read = (f: string) => fs.readFile(path.join(d, f), 'utf8').catch(() => undefined);
   const v2 = isCgroupV2();
   const peak = await read(v2 ? 'memory.peak' : 'memory.max_usage_in_bytes');
   const events = await read(v2 ? 'memory.events' : 'memory.oom_control');
   const m = events?.match(/^oom_kill (\d+)$/m);
-  return { peakMemoryBytes: peak ? Number(peak.trim()) : undefined, oomKilled: m ? Number(m[1]) > 0 : false };
+  let oomKilled = m ? Number(m[1]) > 0 : false;
+  if (!oomKilled && killed && !v2) {
+    const fails = Number((await read('memory.failcnt')) ?? 0) + Number((await read('memory.memsw.failcnt')) ?? 0);
+    // Some runtimes leave failcnt at 0 here; a SIGKILL with usage at the limit is the same verdict.
+    const limit = Number((await read('memory.limit_in_bytes')) ?? 0);
+    oomKilled = fails > 0 || (limit > 0 && !!peak && Number(peak) >= limit - 65536);
+  }
+  return { peakMemoryBytes: peak ? Number(peak.trim()) : undefined, oomKilled };
 }
 
 /** Pids of every process in the cgroup tree (ours and the runtime's child). */
@@ -81,9 +92,9 @@ export async function cgroupPids(rel: string): Promise<number[]> {
   return [...out].sort((a, b) => a - b);
 }
 
-/** The cgroup.procs files a process must join to be inside the container's limits (exec). */
+/** The cgroup.procs files a process must join to be inside the container's limits (exec); `rel` is the leaf. */
 export function joinFiles(rel: string): string[] {
-  return dirs(`${rel}/c`).map((d) => path.join(d, 'cgroup.procs')).filter((f) => existsSync(f));
+  return dirs(rel).map((d) => path.join(d, 'cgroup.procs')).filter((f) => existsSync(f));
 }
 
 /** Freeze (pause) or thaw the container's processes; resolves once the state is reached. */

@@ -7,6 +7,7 @@
 import { spawn, type StdioOptions } from 'node:child_process';
 import { JiffyError } from '../errors.js';
 import { joinFiles } from './cgroup.js';
+import { leafCgroup } from './runtime.js';
 import { resolveEnv } from './spec.js';
 import type { ContainerRecord } from './types.js';
 
@@ -37,10 +38,11 @@ export function execArgv(rec: ContainerRecord, cmd: string[], o: ExecOptions): s
   const gid = o.gid ?? rec.process.gid;
   const cwd = o.workdir ?? rec.process.cwd;
   // Join the cgroups first (a shell writes its own pid, then execs nsenter: no window outside).
-  const files = joinFiles(rec.cgroupPath);
+  const files = joinFiles(leafCgroup(rec.runtime, rec.cgroupPath));
   return [
     '-c', 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 126; shift; done; shift; exec "$@"', 'jiffy-exec', ...files, '--',
-    'nsenter', '-t', String(pid), ...ns, '-r', `--wd=${cwd}`, '-S', String(uid), '-G', String(gid), '--', ...cmd,
+    // nsenter opens --wd before entering: reach the container's dir through its root magic link.
+    'nsenter', '-t', String(pid), ...ns, '-r', `--wd=/proc/${pid}/root${cwd}`, '-S', String(uid), '-G', String(gid), '--', ...cmd,
   ];
 }
 

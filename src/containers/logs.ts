@@ -107,10 +107,10 @@ async function readFileLines(file: string, out: LogLine[]): Promise<void> {
 }
 
 /** Every retained line, oldest first, preceded by the rotation marker when lines were dropped. */
-export async function readLogs(dir: string, opts: { tail?: number } = {}): Promise<LogLine[]> {
+export async function readLogs(dir: string, opts: { tail?: number; rotatedOnly?: boolean } = {}): Promise<LogLine[]> {
   const lines: LogLine[] = [];
   await readFileLines(path.join(dir, 'container.log.1'), lines);
-  await readFileLines(path.join(dir, 'container.log'), lines);
+  if (!opts.rotatedOnly) await readFileLines(path.join(dir, 'container.log'), lines);
   const dropped = await droppedLines(dir);
   const kept = opts.tail !== undefined ? lines.slice(Math.max(0, lines.length - opts.tail)) : lines;
   const hidden = dropped + (lines.length - kept.length);
@@ -118,13 +118,19 @@ export async function readLogs(dir: string, opts: { tail?: number } = {}): Promi
   return kept;
 }
 
+/** Size of the current log file (where a follower starts to see only new lines). */
+export async function logOffset(dir: string): Promise<number> {
+  return (await fs.stat(path.join(dir, 'container.log')).catch(() => ({ size: 0 }))).size;
+}
+
 /**
- * Follow the current file from byte `offset`, calling `onLine` for each new line, until
- * `stop()` resolves true (checked on every poll). Handles rotation by reopening.
+ * Follow the current file from byte `from` (default: its end), calling `onLine` for each line,
+ * until `stop()` resolves true (checked before each read, so the last lines are not lost).
+ * Handles rotation by starting over on the new file.
  */
-export async function followLogs(dir: string, onLine: (l: LogLine) => void, stop: () => Promise<boolean>): Promise<void> {
+export async function followLogs(dir: string, onLine: (l: LogLine) => void, stop: () => Promise<boolean>, from?: number): Promise<void> {
   const file = path.join(dir, 'container.log');
-  let offset = (await fs.stat(file).catch(() => ({ size: 0 }))).size;
+  let offset = from ?? (await logOffset(dir));
   let rest = '';
   for (;;) {
     const done = await stop();

@@ -24,7 +24,7 @@ import { LogWriter, type LogStream } from './logs.js';
 import { reconcile } from './reconcile.js';
 import { ContainerRecords, generateName } from './records.js';
 import { containerLeaseId, removeContainerFiles } from './remove.js';
-import { signalNumber } from './runtime.js';
+import { currentRuntime, leafCgroup, signalNumber } from './runtime.js';
 import { buildSpec, resolveCommand, resolveEnv } from './spec.js';
 import type { ContainerRecord, CreateOptions, ExitInfo } from './types.js';
 import { resolveUser } from './user.js';
@@ -120,13 +120,17 @@ export class ContainerManager {
     const env = resolveEnv(cfg, opts.env, user.home);
     const cwd = opts.workdir ?? (cfg.WorkingDir || '/');
     const cgroupPath = containerCgroup(id);
-    const spec = buildSpec({ args: argv, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, rootPath: snap.merged, cgroupsPath: `/${cgroupPath}/c`, options: opts });
+    const runtime = currentRuntime();
+    const spec = buildSpec({
+      args: argv, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, rootPath: snap.merged,
+      cgroupsPath: `/${leafCgroup(runtime, cgroupPath)}`, memoryInSpec: runtime.kind === 'jiffy-launch', options: opts,
+    });
     await fs.writeFile(this.records.path(id, 'config.json'), JSON.stringify(spec, null, 2));
     return {
       id, name, created: new Date().toISOString(), image: opts.image, imageId: image.id,
       path: argv[0], args: argv.slice(1), options: opts,
       process: { env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-      state: { status: 'created' }, runtimeId: `jiffy-${id}`, cgroupPath, imageConfig: image.config,
+      state: { status: 'created' }, runtimeId: id, runtime, cgroupPath, imageConfig: image.config,
     };
   }
 

@@ -20,7 +20,7 @@ export async function reconcile(ctx: BootContext, rec: ContainerRecord): Promise
   if (rec.state.monitorPid && pidAlive(rec.state.monitorPid) && rec.state.monitorPid !== process.pid) return rec;
   if (rec.state.monitorPid === process.pid) return rec;
   const mem = await memoryOutcome(rec.cgroupPath);
-  await cleanupRuntime(ctx, rec.id, rec.runtimeId, rec.cgroupPath);
+  await cleanupRuntime(ctx, rec);
   return ctx.records.update(rec.id, (r) => {
     if (r.state.status !== 'running' && r.state.status !== 'paused') return;
     r.state = {

@@ -16,7 +16,7 @@ export function containerLeaseId(id: string): string {
 
 /** Take down and delete everything of a stopped container. */
 export async function removeContainerFiles(ctx: BootContext, rec: ContainerRecord): Promise<void> {
-  await cleanupRuntime(ctx, rec.id, rec.runtimeId, rec.cgroupPath);
+  await cleanupRuntime(ctx, rec);
   await ctx.snapshots.remove(rec.id);
   await ctx.records.releaseName(rec.name, rec.id);
   await new LeaseFiles(path.join(ctx.root, 'leases')).release(containerLeaseId(rec.id));

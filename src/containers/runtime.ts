@@ -3,6 +3,12 @@
  * as runc/crun (`--root DIR run|create|start|state|kill|delete [--bundle DIR] [--pid-file F] ID`), so
  * this adapter is one argv builder: `jiffy-launch` when it is built, else runc (crun refuses
  * hybrid cgroup hosts). JIFFY_OCI_RUNTIME picks another binary explicitly.
+ *
+ * The two kinds differ in who owns the cgroup. jiffy-launch creates `jiffy/<id>` itself, applies
+ * the spec's limits there and reports the exit (code, signal, OOM kill, peak memory) as JSON with
+ * `--report`. A generic OCI runtime gets `cgroupsPath = /jiffy/<id>/c` below a level Jiffy creates
+ * with the memory limit on it, so OOM kills and peak memory stay readable after the runtime has
+ * removed its own cgroup (see ./cgroup.ts).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,6 +18,23 @@ import { JiffyError } from '../errors.js';
 import { launcherBinary, storePaths } from '../paths.js';
 
 const run = promisify(execFile);
+
+/** Which runtime a container was created with (recorded, so every later call uses the same). */
+export interface RuntimeProfile {
+  bin: string;
+  kind: 'jiffy-launch' | 'oci';
+}
+
+/** The runtime for new containers. */
+export function currentRuntime(): RuntimeProfile {
+  const bin = runtimeBinary();
+  return { bin, kind: path.basename(bin) === 'jiffy-launch' ? 'jiffy-launch' : 'oci' };
+}
+
+/** The cgroup (relative path) the container's processes live in, for exec to join. */
+export function leafCgroup(profile: RuntimeProfile, cgroupPath: string): string {
+  return profile.kind === 'jiffy-launch' ? cgroupPath : `${cgroupPath}/c`;
+}
 
 /** The runtime binary to use. */
 export function runtimeBinary(): string {
@@ -29,15 +52,16 @@ export function runtimeRoot(storeRoot: string): string {
 }
 
 /** argv for `run`: boot the bundle and wait; the runtime exits with the container's status. */
-export function runArgv(storeRoot: string, runtimeId: string, bundle: string, pidFile: string): [string, string[]] {
-  return [runtimeBinary(), ['--root', runtimeRoot(storeRoot), 'run', '--bundle', bundle, '--pid-file', pidFile, runtimeId]];
+export function runArgv(profile: RuntimeProfile, storeRoot: string, runtimeId: string, bundle: string, pidFile: string, reportFile: string): [string, string[]] {
+  const report = profile.kind === 'jiffy-launch' ? ['--report', reportFile] : [];
+  return [profile.bin, ['--root', runtimeRoot(storeRoot), 'run', '--bundle', bundle, '--pid-file', pidFile, ...report, runtimeId]];
 }
 
 /** Forget the runtime's state for a container (after it stopped); missing state is fine. */
-export async function runtimeDelete(storeRoot: string, runtimeId: string): Promise<void> {
+export async function runtimeDelete(profile: RuntimeProfile, storeRoot: string, runtimeId: string): Promise<void> {
   const root = runtimeRoot(storeRoot);
   if (!existsSync(path.join(root, runtimeId))) return;
-  await run(runtimeBinary(), ['--root', root, 'delete', '--force', runtimeId]).catch(() => undefined);
+  await run(profile.bin, ['--root', root, 'delete', '--force', runtimeId]).catch(() => undefined);
 }
 
 const SIGNALS: Record<number, string> = {

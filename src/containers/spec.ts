@@ -49,6 +49,8 @@ export interface SpecInput {
   additionalGids: number[];
   rootPath: string;
   cgroupsPath: string;
+  /** Put the memory limit in the spec (jiffy-launch) rather than on Jiffy's own cgroup level (OCI runtimes). */
+  memoryInSpec: boolean;
   options: ContainerSpecOptions;
 }
 
@@ -57,6 +59,7 @@ export function buildSpec(i: SpecInput): Record<string, unknown> {
   const o = i.options;
   const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(o.network === 'host' ? [] : ['network'])].map((type) => ({ type }));
   const resources: Record<string, unknown> = {};
+  if (o.memoryBytes && i.memoryInSpec) resources.memory = { limit: o.memoryBytes, swap: o.memoryBytes };
   if (o.pidsLimit) resources.pids = { limit: o.pidsLimit };
   if (o.cpus) resources.cpu = { period: 100000, quota: Math.round(o.cpus * 100000) };
   return {

@@ -4,6 +4,7 @@
  * created, running, stopped) stay inside the launcher.
  */
 import type { ImageConfig } from '../images/types.js';
+import type { RuntimeProfile } from './runtime.js';
 
 export type ContainerStatus = 'created' | 'running' | 'paused' | 'exited';
 
@@ -85,8 +86,9 @@ export interface ContainerRecord {
   /** The resolved process settings the OCI config was built with. */
   process: { env: string[]; cwd: string; uid: number; gid: number; additionalGids: number[] };
   state: ContainerState;
-  /** Runtime (OCI) id and cgroup path used for this container. */
+  /** Runtime (OCI) id, the runtime it was created with, and its cgroup (`jiffy/<id>`). */
   runtimeId: string;
+  runtime: RuntimeProfile;
   cgroupPath: string;
   /** The image config at create time (used by commit for created_by and the new config). */
   imageConfig: ImageConfig;

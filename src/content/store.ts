@@ -23,6 +23,7 @@ export class ContentStore {
     return path.join(this.paths.blobs, digestHex(digest));
   }
 
+  /** True when the blob is present (and therefore complete and verified). */
   async has(digest: string): Promise<boolean> {
     try {
       await fs.access(this.path(digest));
@@ -32,6 +33,7 @@ export class ContentStore {
     }
   }
 
+  /** Size in bytes; not_found when absent. */
   async size(digest: string): Promise<number> {
     try {
       return (await fs.stat(this.path(digest))).size;
@@ -40,6 +42,7 @@ export class ContentStore {
     }
   }
 
+  /** The whole blob in memory (manifests, configs); not_found when absent. */
   async readBuffer(digest: string): Promise<Buffer> {
     try {
       return await fs.readFile(this.path(digest));
@@ -48,6 +51,7 @@ export class ContentStore {
     }
   }
 
+  /** A JSON blob parsed; data_loss when it is not JSON. */
   async readJSON<T>(digest: string): Promise<T> {
     const buf = await this.readBuffer(digest);
     try {
@@ -130,6 +134,7 @@ export class ContentStore {
     return { digest, size };
   }
 
+  /** Removes a blob (gc decides what is unreferenced; see images/gc.ts). */
   async delete(digest: string): Promise<void> {
     await fs.rm(this.path(digest), { force: true });
   }

@@ -64,6 +64,7 @@ export class LayerStore {
     return `l/${digestHex(chainId).slice(0, 16)}`;
   }
 
+  /** True when the layer is fully unpacked (its meta.json is written last, inside the renamed dir). */
   async has(chainId: string): Promise<boolean> {
     try {
       await fs.access(path.join(this.base(chainId), 'meta.json'));
@@ -73,6 +74,7 @@ export class LayerStore {
     }
   }
 
+  /** What was recorded when the layer was unpacked or adopted. */
   async meta(chainId: string): Promise<LayerMeta> {
     try {
       return JSON.parse(await fs.readFile(path.join(this.base(chainId), 'meta.json'), 'utf8')) as LayerMeta;
@@ -154,7 +156,7 @@ export class LayerStore {
 
   /** Deletes an unpacked layer (the caller checks that nothing uses it). */
   async remove(chainId: string): Promise<void> {
-    const trash = path.join(this.paths.layers, `.trash-${crypto.randomBytes(6).toString('hex')}`);
+    const trash = path.join(this.paths.layers, `.trash-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
     await fs.rm(path.join(this.paths.root, this.lowerPath(chainId)), { force: true });
     try {
       await fs.rename(this.base(chainId), trash);
@@ -165,15 +167,14 @@ export class LayerStore {
     await fs.rm(trash, { recursive: true, force: true });
   }
 
-  /** Removes temp and trash dirs left by crashed processes (not locked by a live one). */
+  /** Removes temp and trash dirs left by crashed processes (never those of a live process). */
   async cleanTemp(): Promise<void> {
     const names = await fs.readdir(this.paths.layers).catch(() => [] as string[]);
     for (const n of names) {
-      const m = /^\.(?:tmp|trash)-(\d+)-/.exec(n) ?? /^\.trash-/.exec(n);
+      const m = /^\.(?:tmp|trash)-(?:(\d+)-)?/.exec(n);
       if (!m) continue;
       const pid = m[1] ? Number(m[1]) : 0;
-      if (pid && pid !== process.pid && pidAlive(pid)) continue;
-      if (pid === process.pid) continue;
+      if (pid && (pid === process.pid || pidAlive(pid))) continue;
       await fs.rm(path.join(this.paths.layers, n), { recursive: true, force: true });
     }
   }

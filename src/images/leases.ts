@@ -25,6 +25,7 @@ export interface Lease {
   release(): Promise<void>;
 }
 
+/** Lease records under one directory (`<root>/leases`). */
 export class LeaseFiles {
   constructor(readonly dir: string) {}
 
@@ -44,6 +45,7 @@ export class LeaseFiles {
     return { id, release: () => this.release(id) };
   }
 
+  /** Deletes a lease; releasing an unknown id is not an error. */
   async release(id: string): Promise<void> {
     await fs.rm(this.file(id), { force: true });
   }

@@ -1,10 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { ProgressFn } from '../progress.js';
 import { JiffyError, invalid } from '../errors.js';
-import { AutoGunzip } from '../archive/gunzip.js';
+import { gzipError, maybeGunzip } from '../archive/gunzip.js';
+import { TarTrailer } from '../archive/tar-trailer.js';
 import { splitEntryPath } from '../archive/safe-path.js';
 import type { Lease } from './leases.js';
 import type { Image, ImageStore } from './store.js';
@@ -47,11 +48,8 @@ export async function loadArchiveFile(store: ImageStore, file: string, opts: { o
 
 async function readArchive(store: ImageStore, src: Readable, files: ArchiveFiles, leases: Lease[], onProgress?: ProgressFn): Promise<void> {
   const extract = tar.extract();
-  const gunzip = new AutoGunzip();
-  const fail = (e: Error) => extract.destroy(e);
-  src.on('error', fail);
-  gunzip.on('error', fail);
-  src.pipe(gunzip).pipe(extract as unknown as NodeJS.WritableStream);
+  const plain = await maybeGunzip(src);
+  pipeline(plain, new TarTrailer(), (e) => e && extract.destroy(gzipError(e, 'archive'))).pipe(extract as unknown as NodeJS.WritableStream);
   let current = '';
   try {
     for await (const entry of extract) {

@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import { JiffyError } from '../errors.js';
 import { withFileLock } from '../content/lock.js';
 import { fsyncDir } from '../content/store.js';
+import { formatName, formatReference, parseReference } from './reference.js';
 
 /**
  * `images.json`: which manifests the store holds as images and which names point at them.
@@ -18,9 +19,11 @@ export interface NamesDb {
   manifests: Record<string, { added: string }>;
 }
 
+/** The names file with its lock; see NamesDb. */
 export class NamesFile {
   constructor(readonly file: string) {}
 
+  /** The current db (empty when the file does not exist yet). */
   async read(): Promise<NamesDb> {
     let text: string;
     try {
@@ -60,4 +63,54 @@ export class NamesFile {
   async locked<T>(fn: (db: NamesDb) => Promise<T>): Promise<T> {
     return withFileLock(`${this.file}.lock`, async () => fn(await this.read()));
   }
+}
+
+/**
+ * Normalized local name for a reference (`busybox` → `busybox:latest`). Docker Hub names are
+ * stored in Docker's familiar form (`docker.io/library/busybox` → `busybox`), as `docker images`
+ * shows them, so an image loaded from a docker-archive is found by the name people type.
+ */
+export function normalizeRef(ref: string): string {
+  const r = parseReference(ref);
+  if (r.registry === 'docker.io' || r.registry === 'index.docker.io') {
+    delete r.registry;
+    if (r.repository.startsWith('library/') && r.repository.split('/').length === 2) r.repository = r.repository.slice(8);
+  }
+  return formatReference(r);
+}
+
+/** Names pointing at a manifest, sorted. */
+export function refsOf(db: NamesDb, manifestDigest: string): string[] {
+  return Object.entries(db.refs).filter(([, v]) => v === manifestDigest).map(([k]) => k).sort();
+}
+
+/** For `name@sha256:…`: the manifest digest, when that manifest is known under the same name. */
+export function digestOfName(ref: string, db: NamesDb): string | null {
+  let r;
+  try {
+    r = parseReference(ref);
+  } catch {
+    return null;
+  }
+  if (!r.digest || !db.manifests[r.digest]) return null;
+  const name = formatName(r);
+  return refsOf(db, r.digest).some((k) => formatName(parseReference(k)) === name) ? r.digest : null;
+}
+
+/** The names-db key `ref` names, when it is a name present in the db. */
+export function nameKey(ref: string, db: NamesDb): string | null {
+  let key: string;
+  try {
+    key = normalizeRef(ref);
+  } catch {
+    return null;
+  }
+  if (db.refs[key]) return key;
+  // name:tag@digest or name@digest: accept when the digest is a known manifest.
+  const r = parseReference(ref);
+  if (r.digest && db.manifests[r.digest]) {
+    const byDigest = formatReference({ ...r, tag: undefined });
+    if (db.refs[byDigest]) return byDigest;
+  }
+  return null;
 }

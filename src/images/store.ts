@@ -6,10 +6,11 @@ import { JiffyError, invalid, notFound, precondition } from '../errors.js';
 import { ContentStore } from '../content/store.js';
 import { isSha256Digest } from '../content/digest.js';
 import { LayerStore } from './layers.js';
-import { NamesFile, type NamesDb } from './names.js';
+import { NamesFile, digestOfName, nameKey, normalizeRef, refsOf, type NamesDb } from './names.js';
+
+export { normalizeRef };
 import { LeaseFiles, type Lease } from './leases.js';
 import { collect, liveResources, resourcesOf } from './gc.js';
-import { formatName, formatReference, parseReference } from './reference.js';
 import { MediaTypes, hostPlatform, type ContainerConfig, type HistoryEntry, type ImageConfig, type ImageManifest } from './types.js';
 
 /** One layer of an image, with where it is unpacked. */
@@ -36,11 +37,6 @@ export interface Image {
   layers: ImageLayer[];
   /** When the image was added to this store. */
   added?: string;
-}
-
-/** Normalized name for a reference string (`busybox` → `busybox:latest`). */
-export function normalizeRef(ref: string): string {
-  return formatReference(parseReference(ref));
 }
 
 /**
@@ -94,6 +90,7 @@ export class ImageStore {
   /** Points `newRef` at the image `ref` resolves to (moving it off any other image). */
   async tag(ref: string, newRef: string): Promise<void> {
     const key = normalizeRef(newRef);
+    if (key.includes('@')) throw invalid(`cannot tag with a digest ("${newRef}"): a digest names content, not a tag; use NAME[:TAG]`);
     await this.names.update(async (db) => {
       const d = await this.resolveDigest(db, ref);
       db.refs[key] = d;
@@ -253,6 +250,7 @@ export class ImageStore {
     return this.leases.write({ manifests: [], blobs, layers }, opts);
   }
 
+  /** Ends a lease taken with an explicit id (e.g. when its container is removed). */
   async releaseLease(id: string): Promise<void> {
     await this.leases.release(id);
   }
@@ -365,39 +363,4 @@ export class ImageStore {
   private inUse(ref: string, holders: string[]): JiffyError {
     return precondition(`image ${ref} is in use by ${holders.join(', ')}; stop and remove those containers first, or use rmi -f (its layers stay until they are gone)`);
   }
-}
-
-function refsOf(db: NamesDb, manifestDigest: string): string[] {
-  return Object.entries(db.refs).filter(([, v]) => v === manifestDigest).map(([k]) => k).sort();
-}
-
-/** For `name@sha256:…`: the manifest digest, when that manifest is known under the same name. */
-function digestOfName(ref: string, db: NamesDb): string | null {
-  let r;
-  try {
-    r = parseReference(ref);
-  } catch {
-    return null;
-  }
-  if (!r.digest || !db.manifests[r.digest]) return null;
-  const name = formatName(r);
-  return refsOf(db, r.digest).some((k) => formatName(parseReference(k)) === name) ? r.digest : null;
-}
-
-/** The names-db key `ref` names, when it is a name present in the db. */
-function nameKey(ref: string, db: NamesDb): string | null {
-  let key: string;
-  try {
-    key = normalizeRef(ref);
-  } catch {
-    return null;
-  }
-  if (db.refs[key]) return key;
-  // name:tag@digest or name@digest: accept when the digest is a known manifest.
-  const r = parseReference(ref);
-  if (r.digest && db.manifests[r.digest]) {
-    const byDigest = formatReference({ ...r, tag: undefined });
-    if (db.refs[byDigest]) return byDigest;
-  }
-  return null;
 }

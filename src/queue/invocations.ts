@@ -56,6 +56,13 @@ export class Invoker {
     this.replyChannel = o.keys.replyChannel(o.gatewayId);
   }
 
+  /** EVALSHA of ACQUIRE_SLOT (falls back to EVAL once per connection when the script is not cached). */
+  private async acquireSlot(key: string, now: number, deadline: number, id: string, cap: number): Promise<unknown> {
+    const r = this.o.redis as Redis & { jiffyAcquireSlot?: (...a: Array<string | number>) => Promise<unknown> };
+    if (!r.jiffyAcquireSlot) r.defineCommand('jiffyAcquireSlot', { numberOfKeys: 1, lua: ACQUIRE_SLOT });
+    return r.jiffyAcquireSlot!(key, now, deadline, id, cap);
+  }
+
   /** Subscribes the reply channel; call before serving. */
   async start(): Promise<void> {
     this.o.subscriber.on('message', (ch: string, msg: string) => {
@@ -96,7 +103,7 @@ export class Invoker {
     const waitMs = fn.settings.timeoutS * 1000 + (this.o.graceMs ?? 30_000);
     const slots = this.o.keys.slots(fn.name);
     const now = nowMs();
-    const got = await this.o.redis.eval(ACQUIRE_SLOT, 1, slots, Math.floor(now), Math.floor(now + waitMs), id, capacity(fn.settings));
+    const got = await this.acquireSlot(slots, Math.floor(now), Math.floor(now + waitMs), id, capacity(fn.settings));
     if (got !== 1) {
       throw new JiffyError('resource_exhausted', `function ${fn.name} is at capacity (${capacity(fn.settings)} concurrent invocations: max-instances × concurrency); retry later or deploy with a higher --max-instances`);
     }

@@ -60,9 +60,10 @@ export async function pullImage(store: ImageStore, ref: string, opts: PullOption
     if (config.rootfs?.diff_ids?.length !== manifest.layers.length) {
       throw new JiffyError('data_loss', `${ref}: the config lists ${config.rootfs?.diff_ids?.length ?? 0} diff_ids but the manifest has ${manifest.layers.length} layers; the image on the registry is broken`);
     }
-    const counts = await fetchLayers(store, client, manifest.layers, progress, opts.concurrency ?? 3);
+    const counts = await fetchLayers(store, client, manifest, config, progress, opts.concurrency ?? 3);
     await store.content.putBuffer(manifestBytes);
-    const image = await store.registerManifest(manifestDigest, [localName(r, top.digest)], progress);
+    // Layers are unpacked by now; registerManifest only checks them and records the name.
+    const image = await store.registerManifest(manifestDigest, [localName(r, top.digest)]);
     return { image, digest: top.digest, ...counts };
   } finally {
     await lease.release();
@@ -124,11 +125,23 @@ async function fetchBlob(store: ImageStore, client: RegistryClient, d: Descripto
   return true;
 }
 
-/** Downloads missing layers, `concurrency` at a time; waits for all before reporting a failure. */
-async function fetchLayers(store: ImageStore, client: RegistryClient, layers: Descriptor[], progress: ProgressFn, concurrency: number): Promise<{ downloaded: number; skipped: number }> {
+/**
+ * Downloads missing layers, `concurrency` at a time, and unpacks them in chain order as they
+ * land, so unpacking overlaps the remaining downloads. Waits for everything in flight before
+ * reporting the first failure.
+ */
+async function fetchLayers(
+  store: ImageStore,
+  client: RegistryClient,
+  manifest: ImageManifest,
+  config: ImageConfig,
+  progress: ProgressFn,
+  concurrency: number,
+): Promise<{ downloaded: number; skipped: number }> {
   let downloaded = 0;
   let skipped = 0;
-  const queue = [...new Map(layers.map((l) => [l.digest, l])).values()];
+  const queue = [...new Map(manifest.layers.map((l) => [l.digest, l])).values()];
+  const landed = new Map(queue.map((l) => [l.digest, deferred()]));
   const short = (d: Descriptor) => d.digest.slice(7, 19); // the id LayerStore reports unpacking under
   for (const l of queue) progress({ id: short(l), action: 'Waiting' });
   const worker = async (): Promise<void> => {
@@ -138,15 +151,41 @@ async function fetchLayers(store: ImageStore, client: RegistryClient, layers: De
         const got = await fetchBlob(store, client, d, (n) => progress({ id: short(d), action: 'Downloading', current: n, total: d.size }));
         if (got) downloaded++;
         else skipped++;
-        progress({ id: short(d), action: got ? 'Download complete' : 'Already exists', done: !got });
+        if (got) progress({ id: short(d), action: 'Download complete' });
+        landed.get(d.digest)!.resolve();
       } catch (e) {
         queue.length = 0; // stop the other workers after their current blob
+        for (const x of landed.values()) x.reject(e);
         throw e;
       }
     }
   };
-  const results = await Promise.allSettled(Array.from({ length: Math.max(1, concurrency) }, worker));
+  const unpack = async (): Promise<void> => {
+    let parent: string | null = null;
+    for (let i = 0; i < manifest.layers.length; i++) {
+      const l = manifest.layers[i];
+      await landed.get(l.digest)!.promise;
+      const r: { chainId: string } = await store.layers.ensure({ blobDigest: l.digest, diffId: config.rootfs.diff_ids[i], parentChainId: parent, mediaType: l.mediaType, onProgress: progress }).catch((e: unknown) => {
+        queue.length = 0;
+        throw e;
+      });
+      parent = r.chainId;
+    }
+  };
+  const workers = Array.from({ length: Math.max(1, concurrency) }, worker);
+  const results = await Promise.allSettled([...workers, unpack()]);
   const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed) throw failed.reason;
   return { downloaded, skipped };
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void } {
+  let resolve!: () => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // observed by the unpack loop, or not at all when a download failed first
+  return { promise, resolve, reject };
 }

@@ -70,8 +70,12 @@ export function overlayOptions(spec: OverlayMountSpec): string {
 /** Unmount `target` (lazily with detach); a target that is not mounted is not an error. */
 export async function umount(target: string, opts: { detach?: boolean } = {}): Promise<void> {
   if (!(await isMountPoint(target))) return;
+  const helper = launcherMountHelper();
+  const [cmd, args] = helper
+    ? [helper, ['umount', ...(opts.detach ? ['--detach'] : []), target]]
+    : ['umount', opts.detach ? ['-l', target] : [target]];
   try {
-    await run('umount', opts.detach ? ['-l', target] : [target]);
+    await run(cmd, args);
   } catch (e) {
     if (!(await isMountPoint(target))) return;
     const err = e as { stderr?: string; message: string };

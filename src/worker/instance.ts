@@ -24,8 +24,8 @@ export class InstanceError extends Error {
 /** Command line that starts a runtime's shim inside the container. */
 export function shimArgs(runtime: 'node' | 'python'): string[] {
   return runtime === 'node'
-    ? ['node', '--max-semi-space-size=4', `${SHIM_DIR}/shim.mjs`]
-    : ['python3', '-u', `${SHIM_DIR}/shim.py`];
+    ? ['/usr/bin/node', `${SHIM_DIR}/shim.mjs`]
+    : ['/usr/bin/python3', '-u', `${SHIM_DIR}/shim.py`];
 }
 
 /**

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { makeBundle, makeBusyboxRootfs, probeBinary } from './bundle.js';
 import { conformanceSpec, type ConformanceSpecOptions } from './oci-spec.js';
+export { conformanceSpec };
 import type { ConformanceRuntime, RunOutcome } from './oci-runtimes.js';
 
 /** A temp dir with one busybox rootfs (with the probe) and numbered bundles around it. */
@@ -39,10 +40,15 @@ export class ConformanceEnv {
     return this.rawBundle(conformanceSpec({ rootPath: this.rootfs, ...opts }));
   }
 
-  /** Write a bundle with exactly this config object (for malformed-config cases). */
-  async rawBundle(config: unknown): Promise<string> {
+  /** Write a bundle with exactly this config (an object, or raw text for unparsable cases). */
+  async rawBundle(config: object | string): Promise<string> {
     const b = path.join(this.dir, `bundle-${++this.n}`);
-    await makeBundle(b, config as object);
+    if (typeof config === 'string') {
+      await fs.mkdir(b, { recursive: true });
+      await fs.writeFile(path.join(b, 'config.json'), config);
+    } else {
+      await makeBundle(b, config);
+    }
     return b;
   }
 
@@ -123,4 +129,20 @@ export function cliSignalStatus(signal: string): number {
   const n = os.constants.signals[signal as keyof typeof os.constants.signals];
   if (n === undefined) throw new Error(`unknown signal ${signal}`);
   return 128 + n;
+}
+
+/**
+ * Read a cgroup file of process `pid` as the host sees it: v1 controller `ctrl` first
+ * (hybrid and v1 hosts), else the unified hierarchy (`v2file`).
+ */
+export async function cgroupFileOf(pid: number, ctrl: string, v1file: string, v2file: string): Promise<string> {
+  const lines = (await fs.readFile(`/proc/${pid}/cgroup`, 'utf8')).trim().split('\n');
+  const v1 = lines.map((l) => l.split(':')).find(([, c]) => c.split(',').includes(ctrl));
+  if (v1 && existsSync(path.join('/sys/fs/cgroup', ctrl))) {
+    return (await fs.readFile(path.join('/sys/fs/cgroup', ctrl, v1[2], v1file), 'utf8')).trim();
+  }
+  const v2 = lines.map((l) => l.split(':')).find(([h]) => h === '0');
+  if (!v2) throw new Error(`process ${pid} has no ${ctrl} cgroup: ${lines.join('; ')}`);
+  const base = existsSync('/sys/fs/cgroup/unified') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
+  return (await fs.readFile(path.join(base, v2[2], v2file), 'utf8')).trim();
 }

@@ -16,7 +16,7 @@ export interface HostileCase {
   maxBytes?: number;
 }
 
-type E = { name: string; type?: string; mode?: number; linkname?: string; size?: number; devmajor?: number; devminor?: number; body?: Buffer | string };
+type E = { name: string; type?: string; mode?: number; linkname?: string; size?: number; devmajor?: number; devminor?: number; body?: Buffer | string; pax?: Record<string, string> };
 
 /** Packs entries into a tar; a `size` larger than the body declares more data than is present. */
 export async function packTar(entries: E[]): Promise<Buffer> {
@@ -27,7 +27,7 @@ export async function packTar(entries: E[]): Promise<Buffer> {
   for (const e of entries) {
     const isFile = (e.type ?? 'file') === 'file';
     const body = e.body === undefined ? (isFile ? Buffer.alloc(0) : undefined) : Buffer.from(e.body);
-    const header = { name: e.name, type: (e.type ?? 'file') as 'file', mode: e.mode ?? 0o644, mtime: new Date(0), uid: 0, gid: 0, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor, size: e.size ?? body?.length ?? 0 };
+    const header = { name: e.name, type: (e.type ?? 'file') as 'file', mode: e.mode ?? 0o644, mtime: new Date(0), uid: 0, gid: 0, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor, ...(e.pax ? { pax: e.pax } : {}), size: e.size ?? body?.length ?? 0 };
     await new Promise<void>((res, rej) => {
       if (body) pack.entry(header, body, (err) => (err ? rej(err) : res()));
       else pack.entry({ ...header, size: 0 }, (err) => (err ? rej(err) : res()));
@@ -120,6 +120,14 @@ export async function hostileTars(outside: string, absTarget: string): Promise<H
         { name: 'bin/su', mode: 0o4755, body: '#!/bin/sh\n' },
         { name: 'bin/sg', mode: 0o2711, body: '#!/bin/sh\n' },
         { name: 'tmp/', type: 'directory', mode: 0o1777 },
+      ]),
+    },
+    {
+      name: 'overlay-xattrs',
+      expect: 'safe',
+      tar: await packTar([
+        { name: 'redir/', type: 'directory', mode: 0o755, pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y', 'SCHILY.xattr.trusted.overlay.redirect': '/etc' } },
+        { name: 'ping', mode: 0o755, body: 'x', pax: { 'SCHILY.xattr.security.capability': 'AQAAAgAgAAAAAAAAAAAAAAAAAAA=' } },
       ]),
     },
     { name: 'whiteout-dotdot', expect: 'refused', match: /whiteout with an empty or dot name/, tar: await packTar([{ name: '.wh...' }]) },

@@ -6,7 +6,7 @@
  * JIFFY_CONFORMANCE_RUNTIMES (comma separated) picks them; default "jiffy-cli,jiffy-serve".
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +24,8 @@ export interface RunOutcome {
 
 /** A container started in the background: kill it, then wait for its outcome. */
 export interface Running {
+  /** Host pid of the container's first process. */
+  pid: number;
   kill(signal: string): Promise<void>;
   wait(): Promise<RunOutcome>;
 }
@@ -45,7 +47,7 @@ export interface ConformanceRuntime {
   /** Start the bundle's config and return without waiting for it. */
   start(bundle: string, id: string): Promise<Running>;
   /** CLI runtimes only: run `<runtime> --root stateRoot ...args`. */
-  cli?(args: string[], opts?: { stdoutFile?: string }): Promise<CliResult>;
+  cli?(args: string[], opts?: { detach?: boolean }): Promise<CliResult>;
   close(): Promise<void>;
 }
 
@@ -82,10 +84,17 @@ interface Spawned {
   done: Promise<CliResult>;
 }
 
-function spawnCli(name: string, bin: string, args: string[], stdoutFile?: string): Spawned {
+/**
+ * Spawn one CLI call. With `detach` (create), the container inherits the runtime's stdio and
+ * outlives the call, so pipes would never close: stdout goes to /dev/null, stderr to a temp
+ * file read back on exit.
+ */
+function spawnCli(name: string, bin: string, args: string[], detach = false): Spawned {
   const [cmd, argv] = cliCommand(name, bin, args);
-  const out = stdoutFile ? 'ignore' : 'pipe';
-  const child = spawn(cmd, argv, { stdio: ['ignore', out, 'pipe'] });
+  const errFile = detach ? path.join(os.tmpdir(), `jiffy-conf-err-${process.pid}-${Math.random().toString(36).slice(2)}`) : '';
+  const errFd = detach ? openSync(errFile, 'w') : -1;
+  const child = spawn(cmd, argv, { stdio: detach ? ['ignore', 'ignore', errFd] : ['ignore', 'pipe', 'pipe'] });
+  if (detach) closeSync(errFd);
   const so = collect(child.stdout);
   const se = collect(child.stderr);
   const done = new Promise<CliResult>((resolve, reject) => {
@@ -94,9 +103,10 @@ function spawnCli(name: string, bin: string, args: string[], stdoutFile?: string
       reject(new Error(`${name} ${args.join(' ')}: no exit after ${HANG_MS} ms`));
     }, HANG_MS);
     child.on('error', (e) => { clearTimeout(t); reject(e); });
-    child.on('close', async (code, sig) => {
+    child.on(detach ? 'exit' : 'close', async (code, sig) => {
       clearTimeout(t);
-      resolve({ code: code ?? (sig ? 128 + (os.constants.signals[sig] ?? 0) : null), stdout: await so, stderr: await se });
+      const stderr = detach ? await fs.readFile(errFile, 'utf8').finally(() => fs.rm(errFile, { force: true })) : await se;
+      resolve({ code: code ?? (sig ? 128 + (os.constants.signals[sig as NodeJS.Signals] ?? 0) : null), stdout: await so, stderr });
     });
   });
   return { child, done };
@@ -109,24 +119,36 @@ function toOutcome(r: CliResult): RunOutcome {
 async function cliRuntime(name: string, bin: string): Promise<ConformanceRuntime> {
   const stateRoot = await fs.mkdtemp(path.join(os.tmpdir(), `jiffy-conf-${name}-`));
   const base = ['--root', stateRoot];
+  const ids = new Set<string>(); // every id we created, force-deleted on close
+  const call = (args: string[], detach = false) => spawnCli(name, bin, [...base, ...args], detach);
   const rt: ConformanceRuntime = {
     name,
     kind: 'cli',
     stateRoot,
-    cli: (args, opts) => spawnCli(name, bin, [...base, ...args], opts?.stdoutFile).done,
-    run: async (bundle, id) => toOutcome(await spawnCli(name, bin, [...base, 'run', '--bundle', bundle, id]).done),
+    cli: (args, opts) => {
+      if (args[0] === 'create' || args[0] === 'run') ids.add(args[args.length - 1]);
+      return call(args, opts?.detach ?? args[0] === 'create').done;
+    },
+    run: async (bundle, id) => (ids.add(id), toOutcome(await call(['run', '--bundle', bundle, id]).done)),
     start: async (bundle, id) => {
-      const s = spawnCli(name, bin, [...base, 'run', '--bundle', bundle, id]);
-      await waitForState(rt, id, 'running');
+      ids.add(id);
+      const s = call(['run', '--bundle', bundle, id]);
+      const st = await Promise.race([waitForState(rt, id, 'running'), s.done.then((r): never => {
+        throw new Error(`${name} run ${id} ended before it was running (${r.code}): ${r.stderr}`);
+      })]);
       return {
+        pid: st.pid,
         kill: async (sig) => {
-          const r = await rt.cli!(['kill', id, sig]);
+          const r = await call(['kill', id, sig]).done;
           if (r.code !== 0) throw new Error(`${name} kill ${id} ${sig} failed (${r.code}): ${r.stderr}`);
         },
         wait: async () => toOutcome(await s.done),
       };
     },
-    close: () => fs.rm(stateRoot, { recursive: true, force: true }),
+    close: async () => {
+      for (const id of ids) await call(['delete', '--force', id]).done.catch(() => undefined);
+      await fs.rm(stateRoot, { recursive: true, force: true });
+    },
   };
   return rt;
 }
@@ -172,7 +194,7 @@ async function serveRuntime(): Promise<ConformanceRuntime> {
     run: async (bundle, id) => (await boot(bundle, id)).wait(),
     start: async (bundle, id) => {
       const { h, wait } = await boot(bundle, id);
-      return { kill: async (sig) => { await h.kill(sig as any); }, wait };
+      return { pid: h.pid, kill: async (sig) => { await h.kill(sig as any); }, wait };
     },
     close: async () => {
       await l.close();

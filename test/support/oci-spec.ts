@@ -21,6 +21,8 @@ export interface ConformanceSpecOptions {
   rlimits?: { type: string; soft: number; hard: number }[];
   memoryBytes?: number;
   pidsLimit?: number;
+  /** CFS quota and period in microseconds (linux.resources.cpu). */
+  cpu?: { quota: number; period: number };
   /** Extra mounts appended after the standard ones. */
   mounts?: OciMount[];
   maskedPaths?: string[];
@@ -54,6 +56,7 @@ function resources(o: ConformanceSpecOptions): Record<string, unknown> | undefin
   const r: Record<string, unknown> = {};
   if (o.memoryBytes !== undefined) r.memory = { limit: o.memoryBytes, swap: o.memoryBytes };
   if (o.pidsLimit !== undefined) r.pids = { limit: o.pidsLimit };
+  if (o.cpu !== undefined) r.cpu = { quota: o.cpu.quota, period: o.cpu.period };
   return Object.keys(r).length ? r : undefined;
 }
 

@@ -5,7 +5,7 @@ import { defaultRoot } from '../../paths.js';
 import { ImageStore } from '../../images/store.js';
 import { ContainerManager } from '../../containers/manager.js';
 import { formatTable, parseBytes, psRows } from '../../containers/format.js';
-import { followLogs, printLine, readLogs } from '../../containers/logs.js';
+import { followLogs, logOffset, printLine, readLogs } from '../../containers/logs.js';
 import { formatChanges } from '../../snapshots/diff.js';
 import type { BindMount, CreateOptions } from '../../containers/types.js';
 
@@ -87,6 +87,13 @@ function createFlags(cmd: Command): Command {
 export function register(program: Command): void {
   // `jiffy run IMAGE sh -c …`: options after the image belong to the command, not to us.
   program.enablePositionalOptions();
+  registerRun(program);
+  registerLifecycle(program);
+  registerInspection(program);
+  registerChanges(program);
+}
+
+function registerRun(program: Command): void {
   createFlags(program.command('run').description('create and start a container'))
     .option('-d, --detach', 'run in the background and print the container id')
     .option('-i, --interactive', 'keep stdin open')
@@ -98,7 +105,9 @@ export function register(program: Command): void {
   program.command('start').description('start stopped or created containers').argument('<container...>')
     .option('-a, --attach', 'wait for the container and print its output')
     .action(async (names: string[], o: { attach?: boolean }) => startCmd(names, !!o.attach));
+}
 
+function registerLifecycle(program: Command): void {
   program.command('stop').description('stop running containers (SIGTERM, then SIGKILL after the grace period)').argument('<container...>')
     .option('-t, --time <secs>', 'seconds to wait before killing', '10')
     .action(async (names: string[], o: { time: string }) => eachName(names, (m, n) => m.stop(n, { timeoutSec: Number(o.time) })));
@@ -125,7 +134,9 @@ export function register(program: Command): void {
       const m = await manager();
       for (const n of names) console.log((await m.wait(n)).exitCode);
     });
+}
 
+function registerInspection(program: Command): void {
   program.command('ps').description('list containers')
     .option('-a, --all', 'show all containers (default: running only)')
     .option('-q, --quiet', 'only ids')
@@ -149,6 +160,20 @@ export function register(program: Command): void {
       if (text) console.log(text);
     });
 
+  const container = program.command('container').description('manage containers (container inspect, container ls)');
+  container.command('inspect').description('show low-level information on containers as JSON').argument('<container...>')
+    .action(async (names: string[]) => {
+      const m = await manager();
+      const out = [];
+      for (const n of names) out.push(await m.get(n));
+      console.log(JSON.stringify(out, null, 2));
+    });
+  container.command('ls').description('list containers').option('-a, --all', 'show all containers')
+    .option('--format <fmt>', '"table" (default) or "json"').option('-q, --quiet', 'only ids')
+    .action(async (o: { all?: boolean; quiet?: boolean; format?: string }) => psCmd(o));
+}
+
+function registerChanges(program: Command): void {
   program.command('cp').description('copy files between a container and the host (CTR:/path HOST or HOST CTR:/path)')
     .argument('<src>').argument('<dest>')
     .action(async (src: string, dest: string) => cpCmd(src, dest));
@@ -174,18 +199,6 @@ export function register(program: Command): void {
       const img = await (await manager()).commit(name, { ref, message: o.message, author: o.author, changes: o.change, pause: o.pause });
       console.log(img.id);
     });
-
-  const container = program.command('container').description('manage containers (container inspect, container ls)');
-  container.command('inspect').description('show low-level information on containers as JSON').argument('<container...>')
-    .action(async (names: string[]) => {
-      const m = await manager();
-      const out = [];
-      for (const n of names) out.push(await m.get(n));
-      console.log(JSON.stringify(out, null, 2));
-    });
-  container.command('ls').description('list containers').option('-a, --all', 'show all containers')
-    .option('--format <fmt>', '"table" (default) or "json"').option('-q, --quiet', 'only ids')
-    .action(async (o: { all?: boolean; quiet?: boolean; format?: string }) => psCmd(o));
 }
 
 async function eachName(names: string[], fn: (m: ContainerManager, name: string) => Promise<unknown>): Promise<void> {
@@ -228,9 +241,10 @@ async function startCmd(names: string[], attach: boolean): Promise<void> {
   const m = await manager();
   if (!attach) return eachName(names, (mm, n) => mm.start(n));
   if (names.length !== 1) throw new JiffyError('invalid_argument', 'start -a takes exactly one container');
+  const dir = await m.logDir(names[0]);
+  const from = await logOffset(dir);
   const rec = await m.start(names[0]);
-  const dir = await m.logDir(rec.id);
-  await followLogs(dir, printLine, async () => (await m.records.load(rec.id).catch(() => undefined))?.state.status !== 'running');
+  await followLogs(dir, printLine, async () => (await m.records.load(rec.id).catch(() => undefined))?.state.status !== 'running', from);
   process.exitCode = (await m.wait(rec.id)).exitCode;
 }
 
@@ -248,12 +262,21 @@ async function logsCmd(name: string, o: { follow?: boolean; tail?: string }): Pr
   const dir = await m.logDir(rec.id);
   const tail = o.tail !== undefined && o.tail !== 'all' ? Number(o.tail) : undefined;
   if (tail !== undefined && !(tail >= 0)) throw new JiffyError('invalid_argument', `--tail needs a number, got ${o.tail}`);
-  for (const l of await readLogs(dir, { tail })) printLine(l);
-  if (!o.follow) return;
+  if (!o.follow) {
+    for (const l of await readLogs(dir, { tail })) printLine(l);
+    return;
+  }
+  // Follow: the rotated part first, then the current file from its start, so no line falls between.
+  let from = 0;
+  if (tail === undefined) for (const l of await readLogs(dir, { rotatedOnly: true })) printLine(l);
+  else {
+    from = await logOffset(dir);
+    for (const l of await readLogs(dir, { tail })) printLine(l);
+  }
   await followLogs(dir, printLine, async () => {
     const cur = await m.records.load(rec.id).catch(() => undefined);
     return !cur || (cur.state.status !== 'running' && cur.state.status !== 'paused');
-  });
+  }, from);
 }
 
 async function cpCmd(src: string, dest: string): Promise<void> {

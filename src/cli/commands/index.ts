@@ -12,6 +12,7 @@ const groups: Array<() => Promise<{ register: (p: Command) => void }>> = [
   () => import('./registry.js'),
   () => import('./images.js'),
   () => import('./containers.js'),
+  () => import('./keys.js'),
 ];
 
 export function registerAll(program: Command): void {

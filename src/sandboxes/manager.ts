@@ -1,0 +1,239 @@
+/**
+ * SandboxManager: fast ephemeral test environments on ContainerManager (H5).
+ *
+ * Lifecycle of a sandbox:
+ *   create   — a container from an image (or from a snapshot: a fork) whose init is an idle shell
+ *              loop, started at once; its rootfs is an overlay with its own upper dir over the
+ *              image's shared layers, so a fork costs one small directory, not a copy.
+ *   exec     — commands enter the running container (setns via nsenter, in its cgroups), output
+ *              streamed and bounded (./exec.ts); files go in and out through the rootfs (./files.ts).
+ *   snapshot — commit: the upper dir becomes one layer on top of the image, with a history entry;
+ *              later forks share that layer read-only.
+ *   expiry   — every record carries `expiresAt`; a reaper timer removes expired sandboxes, and since
+ *              the expiry is on disk a restarted manager (or the next CLI call) still enforces it.
+ *   remove   — kill, unmount, delete the upper dir, release the image lease, drop the record.
+ */
+import type { Readable } from 'node:stream';
+import { JiffyError, hasCode } from '../errors.js';
+import type { ContainerManager } from '../containers/manager.js';
+import type { ContainerRecord, CreateOptions } from '../containers/types.js';
+import { normalizeRef, type ImageStore } from '../images/store.js';
+import type { Logger } from '../log.js';
+import { execStreaming } from './exec.js';
+import { readSandboxFile, writeSandboxFile } from './files.js';
+import { SandboxRecords } from './records.js';
+import type { Sandbox, SandboxCreateOptions, SandboxExecOptions, SandboxExecution, SandboxSnapshot } from './types.js';
+
+export interface SandboxManagerOptions {
+  containers: ContainerManager;
+  store: ImageStore;
+  /** H1's launcher binding (unused for now: containers boot through ContainerManager's runtime). */
+  launcher?: unknown;
+  log?: Logger;
+  /**
+   * Who watches a sandbox's init: `in-process` (default; this process boots it — fastest, for a
+   * long-lived server) or `monitor` (a detached monitor per sandbox — for short-lived CLI calls).
+   * Either way the sandbox keeps running if this process exits.
+   */
+  boot?: 'in-process' | 'monitor';
+  /** How often the reaper looks for expired sandboxes, ms (default 1000; 0 = no timer, call reap()). */
+  reapIntervalMs?: number;
+  /** Image when create() gets neither image nor from (default busybox:latest). */
+  defaultImage?: string;
+}
+
+export const DEFAULT_TTL_S = 300;
+export const MAX_TTL_S = 86_400;
+export const MAX_COUNT = 64;
+const DEFAULT_MEMORY_MB = 512;
+const PIDS_LIMIT = 1024;
+
+/** pid 1 of a sandbox: sleeps (and reaps) forever; exits cleanly on TERM. */
+const IDLE_INIT = ['/bin/sh', '-c', "trap 'exit 0' TERM INT; while :; do sleep 2147483647 & wait $!; done"];
+
+export class SandboxManager {
+  readonly containers: ContainerManager;
+  readonly store: ImageStore;
+  readonly records: SandboxRecords;
+  private readonly log?: Logger;
+  private readonly bootMode: 'in-process' | 'monitor';
+  private readonly defaultImage: string;
+  private timer?: NodeJS.Timeout;
+  private reaping?: Promise<number>;
+
+  constructor(opts: SandboxManagerOptions) {
+    this.containers = opts.containers;
+    this.store = opts.store;
+    this.log = opts.log;
+    this.records = new SandboxRecords(opts.store.paths.root);
+    this.bootMode = opts.boot ?? 'in-process';
+    this.defaultImage = opts.defaultImage ?? 'busybox:latest';
+    const every = opts.reapIntervalMs ?? 1000;
+    if (every > 0) {
+      this.timer = setInterval(() => void this.reap(), every);
+      this.timer.unref();
+      setImmediate(() => void this.reap());
+    }
+  }
+
+  /** Create `count` (default 1) sandboxes, each running; all or none (a failure removes the others). */
+  async create(o: SandboxCreateOptions = {}): Promise<Sandbox[]> {
+    const count = o.count ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
+      throw new JiffyError('invalid_argument', `count must be an integer from 1 to ${MAX_COUNT}, got ${count}`);
+    }
+    const ttlS = o.ttlS ?? DEFAULT_TTL_S;
+    if (!(ttlS > 0 && ttlS <= MAX_TTL_S)) throw new JiffyError('invalid_argument', `ttl must be between 1 and ${MAX_TTL_S} seconds, got ${ttlS}`);
+    const ref = o.from ?? o.image ?? this.defaultImage;
+    const image = await this.store.resolve(ref).catch((e) => {
+      if (!hasCode(e, 'not_found')) throw e;
+      throw new JiffyError('not_found', o.from ? `no snapshot ${o.from}: take one with POST /v1/sandboxes/:id/snapshot (jiffy sandbox snapshot)` : `no image ${ref}: pull or build it first (jiffy images lists what is there)`, { cause: e });
+    });
+    const settled = await Promise.allSettled(Array.from({ length: count }, () => this.createOne(o, ref, image.id, ttlS)));
+    const made = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(made.map((s) => this.remove(s.id).catch(() => undefined)));
+      throw failed.reason;
+    }
+    return made;
+  }
+
+  private async createOne(o: SandboxCreateOptions, ref: string, imageId: string, ttlS: number): Promise<Sandbox> {
+    const memoryMb = o.memoryMb ?? DEFAULT_MEMORY_MB;
+    const opts: CreateOptions = {
+      image: imageId, entrypoint: [IDLE_INIT[0]], cmd: IDLE_INIT.slice(1), env: o.env ?? [], hostname: 'sandbox',
+      memoryBytes: memoryMb * 1024 * 1024, cpus: o.cpus, pidsLimit: PIDS_LIMIT, network: o.network ? 'host' : 'none',
+    };
+    const id = await this.boot(opts);
+    const now = Date.now();
+    const sb: Sandbox = {
+      id, image: ref, imageId, ...(o.from ? { from: o.from } : {}), created: new Date(now).toISOString(),
+      expiresAt: new Date(now + ttlS * 1000).toISOString(), ttlS, memoryMb, ...(o.cpus ? { cpus: o.cpus } : {}),
+      network: !!o.network, env: o.env ?? [], snapshots: [], status: 'running',
+    };
+    try {
+      await this.records.save(sb);
+      const rec = await this.containers.get(id);
+      if (rec.state.status !== 'running') {
+        throw new JiffyError('failed_precondition', `sandbox init exited at once (${rec.state.error ?? `exit code ${rec.state.exitCode}`}): the image needs /bin/sh and sleep (busybox has both)`);
+      }
+    } catch (e) {
+      await this.remove(id).catch(() => undefined);
+      throw e;
+    }
+    return sb;
+  }
+
+  /** Create and start the container; returns its id once its init runs (or has exited). */
+  private async boot(opts: CreateOptions): Promise<string> {
+    if (this.bootMode === 'monitor') {
+      const rec = await this.containers.create(opts);
+      await this.containers.start(rec.id).catch(async (e) => {
+        await this.containers.remove(rec.id, { force: true }).catch(() => undefined);
+        throw e;
+      });
+      return rec.id;
+    }
+    const run = await this.containers.run({ ...opts, stdio: ['ignore', 'ignore', 'ignore'] });
+    run.exit.catch((e) => this.log?.warn({ err: e, id: run.id }, 'sandbox init exit handling failed'));
+    return run.id;
+  }
+
+  /** Run a command in a sandbox; output streams, `done` gives the outcome (see ./exec.ts). */
+  async exec(id: string, o: SandboxExecOptions): Promise<SandboxExecution> {
+    const { rec } = await this.running(id);
+    return execStreaming(rec, o);
+  }
+
+  /** Write a file into a sandbox (parents created); returns the bytes written. */
+  async writeFile(id: string, path: string, data: Buffer | string | Readable, mode?: number): Promise<number> {
+    const { rootfs } = await this.running(id);
+    return writeSandboxFile(rootfs, path, data, mode);
+  }
+
+  /** Read a regular file of a sandbox as a stream. */
+  async readFile(id: string, path: string): Promise<Readable & { size?: number }> {
+    const { rootfs } = await this.running(id);
+    const { stream, size } = await readSandboxFile(rootfs, path);
+    return Object.assign(stream, { size });
+  }
+
+  /** Commit the sandbox's changes as a new image (one layer + a history entry); forks start from it. */
+  async snapshot(id: string, o: { ref?: string; message?: string } = {}): Promise<SandboxSnapshot> {
+    const sb = await this.records.find(id);
+    const ref = normalizeRef(o.ref ?? `sandbox-${sb.id.slice(0, 12)}:snap-${sb.snapshots.length + 1}`);
+    const img = await this.containers.commit(sb.id, { ref, message: o.message ?? `snapshot of sandbox ${sb.id.slice(0, 12)}`, author: 'jiffy sandbox' });
+    await this.records.update(sb.id, (s) => void s.snapshots.push({ ref, id: img.id, created: new Date().toISOString() }));
+    return { ref, id: img.id };
+  }
+
+  /** Every sandbox, with its current status. */
+  async list(): Promise<Sandbox[]> {
+    const all = await this.records.list();
+    const out = await Promise.all(all.map((sb) => this.withStatus(sb)));
+    return out.sort((a, b) => a.created.localeCompare(b.created));
+  }
+
+  /** One sandbox by id or unique id prefix. */
+  async get(id: string): Promise<Sandbox> {
+    return this.withStatus(await this.records.find(id));
+  }
+
+  /** Kill and delete a sandbox (its snapshots stay: they are images). */
+  async remove(id: string): Promise<void> {
+    const sb = await this.records.find(id).catch((e) => {
+      if (hasCode(e, 'not_found') && /^[0-9a-z]{32}$/.test(id)) return { id };
+      throw e;
+    });
+    await this.containers.remove(sb.id, { force: true }).catch((e) => {
+      if (!hasCode(e, 'not_found')) throw e;
+    });
+    await this.records.remove(sb.id);
+  }
+
+  /** Remove every expired sandbox now; returns how many. Runs on the reaper timer too. */
+  async reap(): Promise<number> {
+    return (this.reaping ??= this.reapOnce().finally(() => (this.reaping = undefined)));
+  }
+
+  private async reapOnce(): Promise<number> {
+    let n = 0;
+    for (const sb of await this.records.list()) {
+      if (Date.parse(sb.expiresAt) > Date.now()) continue;
+      try {
+        await this.remove(sb.id);
+        n++;
+        this.log?.info({ sandbox: sb.id }, 'sandbox expired and was removed');
+      } catch (e) {
+        this.log?.warn({ err: e, sandbox: sb.id }, 'removing an expired sandbox failed; will retry');
+      }
+    }
+    return n;
+  }
+
+  /** Stop the reaper (sandboxes keep running; a later manager on the same store picks them up). */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    await this.reaping?.catch(() => undefined);
+  }
+
+  private async withStatus(sb: Sandbox): Promise<Sandbox> {
+    const rec = await this.containers.get(sb.id).catch(() => undefined);
+    return { ...sb, status: rec?.state.status === 'running' ? 'running' : 'exited' };
+  }
+
+  private async running(id: string): Promise<{ sb: Sandbox; rec: ContainerRecord; rootfs: string }> {
+    const sb = await this.records.find(id);
+    const rec = await this.containers.get(sb.id).catch((e) => {
+      if (!hasCode(e, 'not_found')) throw e;
+      throw new JiffyError('not_found', `sandbox ${id}'s container is gone: remove the sandbox (jiffy sandbox rm ${id})`, { cause: e });
+    });
+    if (rec.state.status !== 'running') {
+      throw new JiffyError('failed_precondition', `sandbox ${id} is not running (its init ${rec.state.status}): snapshot or remove it`);
+    }
+    const rootfs = (await this.containers.snapshots.get(sb.id)).merged;
+    return { sb, rec, rootfs };
+  }
+}
