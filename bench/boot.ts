@@ -10,6 +10,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { OciRuntimeSpec } from '../src/launcher/index.js';
 import { makeBusyboxRootfs, makeBundle } from '../test/support/bundle.js';
 import { conformanceSpec } from '../test/support/oci-spec.js';
 import { crunRunner, hostRunners, serveRunner, type BootEnv, type BootRunner } from './lib/boot-runners.js';
@@ -27,17 +28,17 @@ function runtimesFlag(argv: string[]): string[] {
   return names;
 }
 
-async function makeEnv(): Promise<{ env: BootEnv; config: object }> {
+async function makeEnv(): Promise<{ env: BootEnv; config: OciRuntimeSpec }> {
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'jiffy-bench-boot-'));
   const bundle = path.join(scratch, 'bundle');
   const rootfs = path.join(bundle, 'rootfs');
   await makeBusyboxRootfs(rootfs);
-  const config = conformanceSpec({ args: ['/bin/true'], rootPath: 'rootfs', memoryBytes: 64 << 20, hostname: 'bench' });
+  const config = <OciRuntimeSpec>conformanceSpec({ args: ['/bin/true'], rootPath: 'rootfs', memoryBytes: 64 << 20, hostname: 'bench' });
   await makeBundle(bundle, config);
   return { env: { bundle, rootfs, scratch }, config };
 }
 
-async function openRunners(names: string[], env: BootEnv, config: object): Promise<BootRunner[]> {
+async function openRunners(names: string[], env: BootEnv, config: OciRuntimeSpec): Promise<BootRunner[]> {
   const runners: BootRunner[] = [];
   try {
     if (names.includes('jiffy-serve')) runners.push(await serveRunner(env, config));

@@ -79,7 +79,7 @@ async function warm(url: string, n: number, conc: number): Promise<Row> {
   }));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const p = percentiles(samples);
-  return { p50_ms: p.p50_ms, p99_ms: p.p99_ms, mean_ms: p.mean_ms, n: p.n, rps: Math.round(samples.length / secs) };
+  return { p50_ms: p.p50_ms, p99_ms: p.p99_ms, mean_ms: p.mean_ms, n: p.n, rps: Math.round(samples.length / secs), queue_p50_ms: '', boot_p50_ms: '', init_p50_ms: '', handler_p50_ms: '' };
 }
 
 async function cold(url: string, name: string, n: number, idleWaitMs: number): Promise<Row> {
@@ -94,7 +94,7 @@ async function cold(url: string, name: string, n: number, idleWaitMs: number): P
   }
   const p = percentiles(total);
   const med = (k: string) => percentiles(ph[k]!).p50_ms;
-  return { p50_ms: p.p50_ms, p99_ms: p.p99_ms, mean_ms: p.mean_ms, n: p.n, queue_p50_ms: med('queue'), boot_p50_ms: med('boot'), init_p50_ms: med('init'), handler_p50_ms: med('handler') };
+  return { p50_ms: p.p50_ms, p99_ms: p.p99_ms, mean_ms: p.mean_ms, n: p.n, rps: '', queue_p50_ms: med('queue'), boot_p50_ms: med('boot'), init_p50_ms: med('init'), handler_p50_ms: med('handler') };
 }
 
 async function main(): Promise<void> {
@@ -106,7 +106,8 @@ async function main(): Promise<void> {
   try {
     const ex = path.join(repoRoot(), 'examples');
     await deploy(url, 'bench-warm', path.join(ex, 'hello-node'), { runtime: 'node', concurrency: 32, maxInstances: 2, minWarm: 1 });
-    await deploy(url, 'bench-exec', path.join(ex, 'hello-exec'), { runtime: 'exec', maxInstances: 4 });
+    // The smallest real exec function: echo the event back (cold = container boot + one exec).
+    await deploy(url, 'bench-exec', path.join(ex, 'hello-exec'), { runtime: 'exec', handler: '/bin/cat', maxInstances: 4 });
     await deploy(url, 'bench-cold', path.join(ex, 'hello-node'), { runtime: 'node', idleTimeoutS: 0.05 });
     const results: Record<string, Row> = {};
     results.warm_c1 = await warm(url, n, 1);

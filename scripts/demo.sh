@@ -28,7 +28,8 @@ jiffy build-runtime all
 say "jiffy up (store $ROOT)"
 PORT=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 UPLOG=$(mktemp /tmp/jiffy-demo-up-XXXXXX.log)
-jiffy up --port "$PORT" >"$UPLOG" 2>&1 &
+# Started directly (not through the shell function) so $! is node itself and gets our SIGTERM.
+node dist/src/cli/main.js --root "$ROOT" up --port "$PORT" >"$UPLOG" 2>&1 &
 UP_PID=$!
 cleanup() {
   if kill -0 "$UP_PID" 2>/dev/null; then

@@ -5,9 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { droppedMarker, readLogs } from '../src/containers/logs.js';
-import { fixture, type Fixture } from './containers-support.js';
+import { collector, fixture, type Fixture } from './containers-support.js';
 
 describe('containers: limits, logs, exec', () => {
   let f: Fixture;
@@ -27,6 +29,31 @@ describe('containers: limits, logs, exec', () => {
     assert.ok(rec.state.peakMemoryBytes! <= 16 * 1024 * 1024, 'peak stays within the limit');
     const ok = await f.mgr.run({ image: 'busybox', memoryBytes: 16 * 1024 * 1024, cmd: ['true'], autoRemove: true });
     assert.equal((await ok.exit).oomKilled, false);
+  });
+
+  it('applies the pids limit and bind mounts (-v, read-only)', async () => {
+    const pids = collector();
+    const r = await f.mgr.run({
+      image: 'busybox', pidsLimit: 4, autoRemove: true, onOutput: pids.onOutput,
+      cmd: ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait'],
+    });
+    await r.exit;
+    assert.match(pids.text(), /can't fork|Resource temporarily unavailable/);
+    const host = await fs.mkdtemp(path.join(os.tmpdir(), 'jiffy-bind-'));
+    try {
+      await fs.writeFile(path.join(host, 'in.txt'), 'from host\n');
+      const out = collector();
+      const b = await f.mgr.run({
+        image: 'busybox', autoRemove: true, onOutput: out.onOutput,
+        binds: [{ source: host, destination: '/mnt/ro', readonly: true }, { source: host, destination: '/mnt/rw', readonly: false }],
+        cmd: ['sh', '-c', 'cat /mnt/ro/in.txt; touch /mnt/ro/x 2>/dev/null || echo ro-refused; echo written > /mnt/rw/out.txt'],
+      });
+      assert.equal((await b.exit).exitCode, 0);
+      assert.equal(out.text(), 'from host\nro-refused\n');
+      assert.equal(await fs.readFile(path.join(host, 'out.txt'), 'utf8'), 'written\n');
+    } finally {
+      await fs.rm(host, { recursive: true, force: true });
+    }
   });
 
   it('rotates the log by size and reports dropped lines', async () => {

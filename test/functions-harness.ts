@@ -6,7 +6,8 @@ import { serveGateway, type GatewayServer } from '../src/gateway/server.js';
 import { ImageStore } from '../src/images/store.js';
 import { createLogger } from '../src/log.js';
 import { createKeys, type Keys } from '../src/queue/keys.js';
-import { ContainerSpawner } from '../src/worker/container-spawner.js';
+import { createSpawner } from '../src/worker/spawners.js';
+import type { Spawner } from '../src/worker/spawner.js';
 import { FunctionWorker } from '../src/worker/worker.js';
 import { startTestRedis, type TestRedis } from './support/redis.js';
 
@@ -18,7 +19,7 @@ import { startTestRedis, type TestRedis } from './support/redis.js';
 export class Stack {
   gateway?: GatewayServer;
   worker?: FunctionWorker;
-  spawner?: ContainerSpawner;
+  spawner?: Spawner;
   readonly keys: Keys;
   private readonly log = createLogger('test', process.env.JIFFY_LOG_LEVEL ?? 'warn');
 
@@ -40,7 +41,7 @@ export class Stack {
   }
 
   async startWorker(): Promise<void> {
-    this.spawner = await ContainerSpawner.start(this.store);
+    this.spawner = await createSpawner(this.store, this.log);
     this.worker = await FunctionWorker.start({ redisUrl: this.redis.url, keys: this.keys, spawner: this.spawner, log: this.log });
   }
 
@@ -99,7 +100,7 @@ export class Stack {
     await this.stopGateway();
     await this.stopWorker();
     const leaks = await this.mountsUnderRoot();
-    const left = await fs.readdir(this.store.paths.containers).catch(() => []);
+    const left = [...(await fs.readdir(this.store.paths.containers).catch(() => [])), ...(await fs.readdir(path.join(this.root, 'fn-instances')).catch(() => []))];
     await this.redis.stop();
     await fs.rm(this.root, { recursive: true, force: true });
     return [...leaks, ...left.map((d) => `container dir left: ${d}`)];

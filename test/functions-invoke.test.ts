@@ -114,7 +114,7 @@ test('a handler that throws is a 500 carrying its message and logs', async () =>
   assert.match(((await p.json()) as { error: { message: string } }).error.message, /ValueError: python failed on purpose: abc/);
   const e = await s.invoke('hello-exec', 'fail');
   assert.equal(e.status, 500);
-  assert.match(((await e.json()) as { error: { message: string } }).error.message, /exited with code 3: exec failed on purpose/);
+  assert.match(((await e.json()) as { error: { message: string } }).error.message, /exited with code 3:[\s\S]*exec failed on purpose/);
   const ok = await s.invoke('hello-node', { after: 'failure' });
   assert.equal(ok.status, 200, 'a thrown error does not break the instance');
   const { id } = (await (await s.invoke('hello-node', { fail: 'async' }, 'async')).json()) as { id: string };

@@ -56,6 +56,20 @@ for (const name of selectedRuntimes()) {
       assert.deepEqual(await processesWithEnv(marker), [], 'container processes left behind');
     }
 
+    test('closing the fork-server kills its running containers (binding)', async (t) => {
+      if (rt.kind !== 'binding') return t.skip('fork-server feature');
+      const marker = `JIFFY_CONF_MARK=${env.prefix}-close`;
+      const bundle = await env.bundle({ args: ['/bin/sleep', '1000'], env: ['PATH=/bin', marker], memoryBytes: 64 << 20 });
+      const own = await openRuntime(name);
+      const ids = [env.id(), env.id()];
+      const running = await Promise.all(ids.map((id) => own.start(bundle, id)));
+      assert.equal((await processesWithEnv(marker)).length, 2);
+      await own.close();
+      for (const r of running) assert.equal((await r.wait()).signal, 'SIGKILL');
+      assert.deepEqual(await processesWithEnv(marker), [], 'containers survived the server');
+      for (const id of ids) assert.deepEqual(await cgroupsMatching(id), [], `cgroup of ${id} left after close`);
+    });
+
     test('many boots leave no mounts, cgroups, processes or namespaces', async () => {
       const boots = rt.kind === 'binding' ? 200 : 25;
       const marker = `JIFFY_CONF_MARK=${env.prefix}`;

@@ -4,7 +4,10 @@ import { Queue } from 'bullmq';
 import { Registry } from 'prom-client';
 import { createMetrics, outcomeLabel } from '../src/metrics/metrics.js';
 import { bullQueueDepths } from '../src/metrics/queue-depths.js';
-import { metricsRoutes, serveMetrics } from '../src/metrics/routes.js';
+import { metricsRoutes, recordThrottled, serveMetrics } from '../src/metrics/routes.js';
+import { Hono } from 'hono';
+import { onError } from '../src/gateway/errors.js';
+import { JiffyError } from '../src/errors.js';
 import { connectRedis } from '../src/queue/connection.js';
 import { startTestRedis, type TestRedis } from './support/redis.js';
 
@@ -51,7 +54,8 @@ test('invocations, phase histograms, instances and queue depth appear on /metric
   await q.add('invoke', {});
   await q.add('invoke', {});
   const depths = bullQueueDepths({ connection: redis, prefix, names: () => ['fn-hello', 'fn-empty'] });
-  const m = createMetrics({ queueDepths: depths });
+  const m = createMetrics();
+  m.watchQueues(depths);
   m.recordOutcome('hello', outcome(true, undefined, true));
   m.recordOutcome('hello', outcome(true));
   m.recordOutcome('hello', outcome(false, 'deadline_exceeded'));
@@ -94,4 +98,35 @@ test('metrics live on the registry passed in (no global default) and serve stand
   } finally {
     await s.close();
   }
+});
+
+test('busy and warm instances come from live counts and invocations in flight; 429s count as throttled', async () => {
+  const m = createMetrics();
+  let counts: Record<string, number> = { 'hello@1': 2, 'hello@2': 1 };
+  m.watchInstances(() => counts);
+  const done1 = m.invocationStarted('hello');
+  const done2 = m.invocationStarted('sh');
+  let text = await m.registry.metrics();
+  assert.equal(sample(text, 'jiffy_instances', { function: 'hello', state: 'busy' }), 1);
+  assert.equal(sample(text, 'jiffy_instances', { function: 'hello', state: 'warm' }), 2);
+  assert.equal(sample(text, 'jiffy_instances', { function: 'sh', state: 'busy' }), 1);
+  done1(outcome(true));
+  done1(outcome(true));
+  done2(outcome(false, 'out_of_memory'));
+  counts = { 'hello@2': 1 };
+  text = await m.registry.metrics();
+  assert.equal(sample(text, 'jiffy_instances', { function: 'hello', state: 'busy' }), 0);
+  assert.equal(sample(text, 'jiffy_instances', { function: 'hello', state: 'warm' }), 1);
+  assert.equal(sample(text, 'jiffy_instances', { function: 'sh', state: 'busy' }), undefined);
+  assert.equal(sample(text, 'jiffy_invocations_total', { function: 'hello', outcome: 'success' }), 1, 'a done callback records once');
+  assert.equal(sample(text, 'jiffy_invocations_total', { function: 'sh', outcome: 'oom' }), 1);
+
+  const app = new Hono();
+  app.onError(onError);
+  app.use('*', recordThrottled(m));
+  app.post('/v1/functions/:ref/invoke', () => { throw new JiffyError('resource_exhausted', 'at capacity'); });
+  app.post('/fn/:ref', (c) => c.json({}));
+  assert.equal((await app.request('/v1/functions/busy@3/invoke', { method: 'POST' })).status, 429);
+  assert.equal((await app.request('/fn/busy', { method: 'POST' })).status, 200);
+  assert.equal(sample(await m.registry.metrics(), 'jiffy_invocations_total', { function: 'busy', outcome: 'throttled' }), 1);
 });

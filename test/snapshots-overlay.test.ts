@@ -76,7 +76,7 @@ describe('snapshots: overlay', () => {
     const mgr = new ContainerManager({ store: f.store, warm: { perImage: 1, maxImages: 1 } });
     const busybox = await f.store.resolve('busybox');
     const parent = { id: busybox.id, lowerPaths: busybox.layers.map((l) => l.lowerPath) };
-    await mgr.warm!.warm(parent);
+    await mgr.prewarm('busybox');
     assert.equal(mgr.warm!.ready(busybox.id), 1);
     const spare = (await mountsUnder(f.mgr.records.dir)).map((m) => path.basename(path.dirname(m)));
     const rec = await mgr.create({ image: 'busybox', cmd: ['true'] });

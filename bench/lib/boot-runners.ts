@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import type { OciRuntimeSpec } from '../../src/launcher/index.js';
 import { launcherBinary } from '../../src/paths.js';
 import { CliDriver, type DriverCommands } from './cli-driver.js';
 
@@ -95,15 +96,15 @@ export async function crunRunner(env: BootEnv): Promise<BootRunner> {
 }
 
 /** The fork-server, through the TypeScript binding: one boot = boot() + wait(). */
-export async function serveRunner(env: BootEnv, config: object): Promise<BootRunner> {
+export async function serveRunner(env: BootEnv, config: OciRuntimeSpec): Promise<BootRunner> {
   need(launcherBinary(), 'build it with `make -C native`');
   const { Launcher } = await import('../../src/launcher/index.js');
-  const l = await Launcher.start();
+  const l = await Launcher.start({ stateRoot: path.join(env.scratch, 'serve-state') });
   return {
     name: 'jiffy-serve',
     boot: async (id) => {
       const t0 = process.hrtime.bigint();
-      const h = await l.boot({ id, config: config as any, bundle: env.bundle });
+      const h = await l.boot({ id, config, bundle: env.bundle, stdin: 'null' });
       h.stdout?.resume();
       h.stderr?.resume();
       const st = await h.wait();

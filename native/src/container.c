@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 enum { ST_ERROR = 1, ST_READY = 2 };
@@ -53,8 +54,20 @@ static int join_namespaces(const struct jl_config *cfg, int netns_fd, struct jl_
     if (fds[k] >= 0 && setns(fds[k], jl_ns_flag[k]) < 0)
       return jl_syserr(err, "linux.namespaces: setns %s %s", jl_ns_name[k], cfg->ns_path[k]);
   }
-  if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) return jl_syserr(err, "setns pooled network namespace");
+  if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0) return jl_syserr(err, "setns network namespace");
   return 0;
+}
+
+/* JIFFY_LAUNCH_TRACE=1: phase timings of the setup on stderr (development aid). */
+static uint64_t trace_t0;
+static int trace_fd = 2;
+static void trace(const char *what) {
+  static int on = -1;
+  if (on < 0) on = getenv("JIFFY_LAUNCH_TRACE") != NULL;
+  if (!on) return;
+  uint64_t now = jl_now_us();
+  if (!trace_t0) trace_t0 = now;
+  dprintf(trace_fd, "jiffy-launch child %d: %s +%llu us\n", getpid(), what, (unsigned long long)(now - trace_t0));
 }
 
 static int boot_setup(struct child_arg *a, struct jl_err *err) {
@@ -62,12 +75,13 @@ static int boot_setup(struct child_arg *a, struct jl_err *err) {
   if (join_namespaces(cfg, a->s->netns_fd, err) < 0) return -1;
   /* Unshared only now, after joining the cgroup, so the namespace root is the container's cgroup. */
   if ((cfg->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) return jl_syserr(err, "unshare cgroup namespace");
-  if ((cfg->ns_flags & CLONE_NEWNET) && a->s->netns_fd < 0 && jl_loopback_up(err) < 0) return -1;
+  if ((cfg->ns_flags & CLONE_NEWNET) && a->s->netns_fd < 0 && !a->s->netns_ready && jl_loopback_up(err) < 0) return -1;
   if (a->s->exec_fifo) {
     /* Opened O_PATH before pivot_root hides the host path; reopened for write at the end. */
     a->fifo_fd = open(a->s->exec_fifo, O_PATH | O_CLOEXEC);
     if (a->fifo_fd < 0) return jl_syserr(err, "open exec fifo %s", a->s->exec_fifo);
   }
+  trace("joined");
   if (jl_rootfs_setup(cfg, a->s->overlay, err) < 0) return -1;
   if (cfg->hostname && sethostname(cfg->hostname, strlen(cfg->hostname)) < 0) return jl_syserr(err, "hostname: sethostname");
   return 0;
@@ -88,6 +102,9 @@ static int wait_for_start(struct child_arg *a, struct jl_err *err) {
 
 static int child_run(struct child_arg *a, struct jl_err *err) {
   struct jl_spawn *s = a->s;
+  trace_t0 = 0;
+  if (getenv("JIFFY_LAUNCH_TRACE")) trace_fd = fcntl(2, F_DUPFD_CLOEXEC, 50);
+  trace("start");
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -102,7 +119,11 @@ static int child_run(struct child_arg *a, struct jl_err *err) {
   } else if (boot_setup(a, err) < 0) {
     return -1;
   }
+  trace("namespaces+rootfs");
   if (jl_process_apply(s->proc, err) < 0) return -1;
+  trace("process");
+  /* After the uid change on purpose: changing credentials clears the parent-death signal. */
+  if (s->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) return jl_syserr(err, "prctl(PR_SET_PDEATHSIG)");
   if (s->exec_fifo && wait_for_start(a, err) < 0) return -1;
   return jl_process_exec(s->proc, err);
 }
@@ -152,7 +173,7 @@ static int clone_flags(const struct jl_spawn *s) {
   if (s->join_pidfd >= 0) return flags;
   /* cgroup: unshared by the child after it joined its cgroup; net: pooled netns joined by setns. */
   flags |= s->cfg->ns_flags & ~CLONE_NEWCGROUP;
-  if (s->netns_fd >= 0) flags &= ~CLONE_NEWNET;
+  if (s->netns_fd >= 0 || s->netns_ready) flags &= ~CLONE_NEWNET;
   return flags;
 }
 
@@ -182,8 +203,10 @@ int jl_spawn(struct jl_spawn *s, pid_t *pid, struct jl_err *err) {
   struct child_arg a = {.s = s, .status_w = p[1], .fifo_fd = -1};
   int saved_pidns;
   if (enter_pid_ns(s, &saved_pidns, err) < 0) { close(p[1]); return -1; }
+  uint64_t t = jl_now_us();
   *pid = clone(child_main, child_stack + sizeof child_stack, clone_flags(s), &a);
   int clone_errno = errno;
+  if (getenv("JIFFY_LAUNCH_TRACE")) dprintf(2, "jiffy-launch spawn: clone until exec %llu us\n", (unsigned long long)(jl_now_us() - t));
   leave_pid_ns(saved_pidns);
   close(p[1]);
   if (*pid < 0) {

@@ -13,7 +13,7 @@ export async function main(argv: string[]): Promise<number> {
     const root = cmd.opts().root as string | undefined;
     if (root) process.env.JIFFY_ROOT = root;
   });
-  registerAll(program);
+  await registerAll(program, argv.slice(2));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

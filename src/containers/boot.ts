@@ -75,7 +75,8 @@ function osSignal(sig: NodeJS.Signals): number {
 async function waitStarted(ctx: BootContext, id: string, pidFile: string, exit: Promise<unknown>, monitorPid?: number): Promise<void> {
   let gone = false;
   void exit.then(() => (gone = true));
-  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+  // Poll fast: the pid file appears within milliseconds and this wait is on every boot path.
+  for (let n = 0, wait = 1; ; n++, wait = n < 200 ? 1 : 10) {
     const text = await fs.readFile(pidFile, 'utf8').catch(() => '');
     const pid = Number.parseInt(text, 10);
     if (pid > 0) {

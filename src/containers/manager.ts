@@ -166,7 +166,11 @@ export class ContainerManager {
     }
     const log = new LogWriter(this.records.path(rec.id, 'logs'), opts.logMaxBytes);
     const stdio = opts.stdio ?? ['ignore', 'pipe', 'pipe'];
-    const booted = await bootContainer(this.ctx, rec.id, stdio, { monitorPid: process.pid });
+    const booted = await bootContainer(this.ctx, rec.id, stdio, { monitorPid: process.pid }).catch(async (e) => {
+      log.close();
+      if (opts.autoRemove) await this.remove(rec.id, { force: true }).catch(() => undefined);
+      throw e;
+    });
     const tee = (s: LogStream) => (c: Buffer) => {
       log.write(s, c);
       opts.onOutput?.(s, c);
@@ -348,6 +352,13 @@ export class ContainerManager {
   /** The log directory of a container. */
   async logDir(idOrName: string): Promise<string> {
     return this.records.path((await this.get(idOrName)).id, 'logs');
+  }
+
+  /** Mount spare rootfs for `image` ahead of time (a worker does this for its functions' images). */
+  async prewarm(image: string): Promise<void> {
+    if (!this.warm) return;
+    const img = await this.store.resolve(image);
+    await this.warm.warm({ id: img.id, lowerPaths: img.layers.map((l) => l.lowerPath) });
   }
 
   /** Unmount warm spares (containers keep running; they are on disk). */

@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises';
 import { createLogger } from '../log.js';
 import { OverlaySnapshotter } from '../snapshots/snapshotter.js';
-import { bootContainer, type BootContext } from './boot.js';
+import { bootContainer, cleanupRuntime, type BootContext } from './boot.js';
 import { LogWriter } from './logs.js';
 import { ContainerRecords } from './records.js';
 import { removeContainerFiles } from './remove.js';
@@ -34,6 +34,16 @@ export async function monitor(root: string, id: string): Promise<number> {
   return info.exitCode;
 }
 
+/** The container could not be booted: record why (exit code 125, like docker) and take down what was set up. */
+async function recordFailure(root: string, id: string, e: unknown): Promise<void> {
+  const ctx: BootContext = { root, records: new ContainerRecords(root), snapshots: new OverlaySnapshotter(root) };
+  const rec = await ctx.records.update(id, (r) => {
+    r.state = { ...r.state, status: 'exited', exitCode: 125, error: String((e as Error).message ?? e), finishedAt: new Date().toISOString(), pid: undefined, monitorPid: undefined };
+  });
+  await cleanupRuntime(ctx, rec);
+  if (rec.options.autoRemove) await removeContainerFiles(ctx, rec);
+}
+
 const isMain = process.argv[1] && import.meta.url === `file://${process.argv[1]}`;
 if (isMain) {
   const [root, id] = process.argv.slice(2);
@@ -46,10 +56,7 @@ if (isMain) {
     (code) => process.exit(code),
     async (e) => {
       logger.error({ err: e, id }, 'container monitor failed');
-      const records = new ContainerRecords(root);
-      await records.update(id, (r) => {
-        r.state = { ...r.state, status: 'exited', exitCode: 125, error: String((e as Error).message ?? e), finishedAt: new Date().toISOString(), pid: undefined, monitorPid: undefined };
-      }).catch(() => undefined);
+      await recordFailure(root, id, e).catch((e2) => logger.error({ err: e2, id }, 'cleanup after the failure failed'));
       process.exit(125);
     },
   );

@@ -71,19 +71,30 @@ export class Deployer {
     return this.o.redis.publish(this.o.keys.controlChannel(), JSON.stringify(m));
   }
 
+  /**
+   * Publishes a prepare request and collects acks. Waits in short slices so a worker that dies
+   * meanwhile (its heartbeat goes stale) is dropped from the expected set instead of stalling the
+   * deploy until the timeout.
+   */
   private async prepare(fn: FunctionVersion, workers: string[]): Promise<string[]> {
     const ack = this.o.keys.prepareAcks(nanoid(12));
     const blocking = this.o.redis.duplicate();
     const deadline = Date.now() + (this.o.prepareTimeoutMs ?? 120_000);
     const done: string[] = [];
+    let expected = workers;
     try {
       await this.notify({ type: 'prepare', name: fn.name, version: fn.version, ack });
-      while (done.length < workers.length) {
+      while (expected.some((w) => !done.includes(w))) {
         const left = (deadline - Date.now()) / 1000;
-        const r = left > 0 ? await blocking.blpop(ack, Math.max(0.01, left)) : null;
-        if (!r) {
-          const missing = workers.filter((w) => !done.includes(w));
+        if (left <= 0) {
+          const missing = expected.filter((w) => !done.includes(w));
           throw new JiffyError('unavailable', `workers ${missing.join(', ')} did not confirm ${fn.name}@${fn.version} was prepared in time; check their logs, then deploy again`);
+        }
+        const r = await blocking.blpop(ack, Math.min(2, Math.max(0.01, left)));
+        if (!r) {
+          const live = new Set(await this.liveWorkers());
+          expected = expected.filter((w) => live.has(w) || done.includes(w));
+          continue;
         }
         if (r[1].startsWith('error:')) {
           throw new JiffyError('unavailable', `a worker could not prepare ${fn.name}@${fn.version}: ${r[1].split(':').slice(2).join(':')}`);

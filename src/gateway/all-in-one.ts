@@ -3,7 +3,7 @@ import { ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
 import { createKeys } from '../queue/keys.js';
 import { startRedisServer, type RedisServerHandle } from '../queue/redis-server.js';
-import { ContainerSpawner } from '../worker/container-spawner.js';
+import { createSpawner } from '../worker/spawners.js';
 import { FunctionWorker } from '../worker/worker.js';
 import { serveGateway, type GatewayServer, type GatewayServerOptions } from './server.js';
 
@@ -46,7 +46,7 @@ export async function startAllInOne(o: AllInOneOptions): Promise<AllInOne> {
       cleanups.push(() => redis!.stop());
     }
     const redisUrl = o.redisUrl ?? redis!.url;
-    const spawner = await ContainerSpawner.start(store);
+    const spawner = await createSpawner(store, o.log);
     cleanups.push(() => spawner.close());
     const worker = await FunctionWorker.start({ redisUrl, keys, spawner, log: o.log });
     cleanups.push(() => worker.close());

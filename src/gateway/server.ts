@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { ensureRuntimeImage } from '../build/runtime-images.js';
+import { JiffyError } from '../errors.js';
 import type { ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
 import { connectRedis, waitReady } from '../queue/connection.js';
@@ -28,11 +29,18 @@ export async function serveGateway(o: GatewayServerOptions): Promise<GatewayServ
   await Promise.all([waitReady(redis, o.redisUrl), waitReady(subscriber, o.redisUrl)]);
   const gw = createGateway({ ...o, redis, subscriber, runtimeImage: o.runtimeImage ?? ensureRuntimeImage });
   await gw.start();
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: gw.app.fetch, port: o.port, hostname: o.host }, () => resolve(s));
-    s.once('error', reject);
-  });
-  // Keep-alive sockets from load generators must not hold a shutdown open.
+  let server: ReturnType<typeof serve>;
+  try {
+    server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+      const s = serve({ fetch: gw.app.fetch, port: o.port, hostname: o.host }, () => resolve(s));
+      s.once('error', reject);
+    });
+  } catch (e) {
+    await gw.close();
+    subscriber.disconnect();
+    redis.disconnect();
+    throw new JiffyError('unavailable', `gateway cannot listen on ${o.host}:${o.port}: ${(e as Error).message}; pick another --port or stop what uses it`, { cause: e });
+  }
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
@@ -40,6 +48,7 @@ export async function serveGateway(o: GatewayServerOptions): Promise<GatewayServ
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
+        // Keep-alive sockets (load generators, curl) must not hold a shutdown open.
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       });
       await gw.close();

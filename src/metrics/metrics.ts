@@ -33,6 +33,15 @@ export interface Metrics {
   recordOutcome(fn: string, o: InvocationOutcome): void;
   /** Current warm (idle, ready) and busy instances of a function on this process. */
   setInstances(fn: string, warm: number, busy: number): void;
+  /**
+   * Marks an invocation as running on this process; the returned function records its outcome.
+   * With watchInstances() this is what splits instances into busy and warm at scrape time.
+   */
+  invocationStarted(fn: string): (o: InvocationOutcome) => void;
+  /** Reads instance counts per `name@version` (a worker's Executor.instanceCounts) on every scrape. */
+  watchInstances(counts: () => Record<string, number>): void;
+  /** Reads queue depths on every scrape (replaces `queueDepths` given at creation). */
+  watchQueues(depths: QueueDepthFn): void;
   /** Drops a removed function's instance gauges so they do not linger at their last value. */
   forgetFunction(fn: string): void;
 }
@@ -66,19 +75,12 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
   const registers = [registry];
   const invocations = new Counter({ name: 'jiffy_invocations_total', help: 'Invocations finished, by function and outcome', labelNames: ['function', 'outcome'], registers });
   const duration = new Histogram({ name: 'jiffy_invocation_duration_seconds', help: 'Invocation time by phase (queue_wait, boot, init, handler, total) and start (cold|warm)', labelNames: ['function', 'phase', 'start'], buckets: BUCKETS, registers });
-  const instances = new Gauge({ name: 'jiffy_instances', help: 'Function instances on this process by state (warm = ready and idle, busy = serving)', labelNames: ['function', 'state'], registers });
-  const queueDepths = o.queueDepths;
-  new Gauge({
-    name: 'jiffy_queue_depth',
-    help: 'Jobs waiting in a queue (waiting + delayed + prioritized)',
-    labelNames: ['queue'],
-    registers,
-    async collect() {
-      if (!queueDepths) return;
-      this.reset();
-      for (const [q, n] of Object.entries(await queueDepths())) this.set({ queue: q }, n);
-    },
-  });
+  const explicit = new Map<string, { warm: number; busy: number }>();
+  const inflight = new Map<string, number>();
+  let counts: (() => Record<string, number>) | undefined;
+  instancesGauge(registers, () => instanceStates(explicit, inflight, counts?.()));
+  let depths = o.queueDepths;
+  queueDepthGauge(registers, async () => (depths ? depths() : {}));
   const recordInvocation = (s: InvocationSample) => {
     invocations.inc({ function: s.fn, outcome: s.outcome });
     const start = s.cold ? 'cold' : 'warm';
@@ -86,7 +88,7 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
       if (typeof ms === 'number' && Number.isFinite(ms)) duration.observe({ function: s.fn, phase, start }, Math.max(0, ms) / 1000);
     }
   };
-  return {
+  const m: Metrics = {
     registry,
     recordInvocation,
     recordOutcome(fn, out) {
@@ -94,12 +96,75 @@ export function createMetrics(o: MetricsOptions = {}): Metrics {
       recordInvocation({ fn, outcome: outcomeLabel(out), phases, cold: out.coldStart });
     },
     setInstances(fn, warm, busy) {
-      instances.set({ function: fn, state: 'warm' }, warm);
-      instances.set({ function: fn, state: 'busy' }, busy);
+      explicit.set(fn, { warm, busy });
     },
     forgetFunction(fn) {
-      instances.remove({ function: fn, state: 'warm' });
-      instances.remove({ function: fn, state: 'busy' });
+      explicit.delete(fn);
+      inflight.delete(fn);
+    },
+    invocationStarted(fn) {
+      inflight.set(fn, (inflight.get(fn) ?? 0) + 1);
+      let done = false;
+      return (out) => {
+        if (done) return;
+        done = true;
+        const n = (inflight.get(fn) ?? 1) - 1;
+        if (n > 0) inflight.set(fn, n);
+        else inflight.delete(fn);
+        m.recordOutcome(fn, out);
+      };
+    },
+    watchInstances(f) {
+      counts = f;
+    },
+    watchQueues(f) {
+      depths = f;
     },
   };
+  return m;
+}
+
+/** Instance states per function: explicit reports, overridden by live counts minus busy ones. */
+function instanceStates(explicit: Map<string, { warm: number; busy: number }>, inflight: Map<string, number>, counts?: Record<string, number>): Map<string, { warm: number; busy: number }> {
+  const now = new Map(explicit);
+  if (!counts) return now;
+  const total = new Map<string, number>();
+  for (const [ref, n] of Object.entries(counts)) {
+    const fn = ref.slice(0, ref.lastIndexOf('@'));
+    total.set(fn, (total.get(fn) ?? 0) + n);
+  }
+  for (const fn of new Set([...total.keys(), ...inflight.keys()])) {
+    const busy = inflight.get(fn) ?? 0;
+    now.set(fn, { warm: Math.max(0, (total.get(fn) ?? 0) - busy), busy });
+  }
+  return now;
+}
+
+function instancesGauge(registers: Registry[], states: () => Map<string, { warm: number; busy: number }>): void {
+  new Gauge({
+    name: 'jiffy_instances',
+    help: 'Function instances on this process by state (warm = ready and idle, busy = serving)',
+    labelNames: ['function', 'state'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [fn, v] of states()) {
+        this.set({ function: fn, state: 'warm' }, v.warm);
+        this.set({ function: fn, state: 'busy' }, v.busy);
+      }
+    },
+  });
+}
+
+function queueDepthGauge(registers: Registry[], depths: QueueDepthFn): void {
+  new Gauge({
+    name: 'jiffy_queue_depth',
+    help: 'Jobs waiting in a queue (waiting + delayed + prioritized)',
+    labelNames: ['queue'],
+    registers,
+    async collect() {
+      this.reset();
+      for (const [q, n] of Object.entries(await depths())) this.set({ queue: q }, n);
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import type { Metrics } from './metrics.js';
 
 /** `GET /metrics` in the Prometheus text format, for mounting on the gateway app. */
@@ -8,6 +8,20 @@ export function metricsRoutes(m: Metrics): Hono {
   const r = new Hono();
   r.get('/metrics', async (c) => c.body(await m.registry.metrics(), 200, { 'content-type': m.registry.contentType }));
   return r;
+}
+
+/**
+ * Counts sync invocations the gateway refused at the function's capacity (429) as `throttled`:
+ * they never reach a worker, so no worker can count them. Mount before the invoke routes.
+ */
+export function recordThrottled(m: Metrics): MiddlewareHandler {
+  return async function throttled(c, next) {
+    await next();
+    if (c.res.status !== 429) return;
+    const p = c.req.path.split('/');
+    const ref = p[1] === 'fn' ? p[2] : p[1] === 'v1' && p[2] === 'functions' && p[4] === 'invoke' ? p[3] : undefined;
+    if (ref) m.recordInvocation({ fn: decodeURIComponent(ref).split('@')[0]!, outcome: 'throttled', phases: {}, cold: false });
+  };
 }
 
 /**

@@ -8,6 +8,8 @@
  * "Killed" means SIGKILL to the exec's whole process group: the shell wrapper is spawned as a
  * session leader, nsenter and the command inherit that group, so children the command forks die
  * too. A process that deliberately leaves the group (setsid) survives until the sandbox goes.
+ * An exec that ends normally leaves its background processes running (a server started for
+ * later execs); they hold the output pipes open unless redirected, as with `docker exec`.
  */
 import { spawn } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
@@ -72,7 +74,6 @@ export function execStreaming(rec: ContainerRecord, o: SandboxExecOptions): Sand
     });
     child.once('close', (code, sig) => {
       clearTimeout(timer);
-      killGroup(); // stragglers that kept no pipe open
       stdout.end();
       stderr.end();
       resolve({ exitCode: code ?? 128 + signalNo(sig), signal: sig ?? null, timedOut: state.timedOut, truncated: state.truncated });

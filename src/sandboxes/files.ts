@@ -6,16 +6,16 @@
  * the sandbox swapped a directory for a symlink between our check and our open (CVE-2018-15664
  * class), the open lands outside the root, the check sees it, and nothing is read or truncated.
  */
-import { constants as C, createReadStream, type ReadStream } from 'node:fs';
+import { constants as C } from 'node:fs';
+import crypto from 'node:crypto';
 import fs, { type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { JiffyError } from '../errors.js';
 import { checkContainerPath, resolveInRoot } from '../containers/rootfs-path.js';
 
 /** Open `p` in the sandbox rooted at `rootfs` for reading; a stream of a regular file. */
-export async function readSandboxFile(rootfs: string, p: string): Promise<{ stream: ReadStream; size: number }> {
+export async function readSandboxFile(rootfs: string, p: string): Promise<{ stream: Readable; size: number }> {
   const root = await fs.realpath(rootfs);
   const host = await resolveInRoot(root, p);
   const fh = await fs.open(host, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
@@ -25,39 +25,63 @@ export async function readSandboxFile(rootfs: string, p: string): Promise<{ stre
     await checkInside(fh, root, p);
     const st = await fh.stat();
     if (!st.isFile()) throw new JiffyError('invalid_argument', `${p} in the sandbox is not a regular file: only files can be read`);
-    return { stream: createReadStream('', { fd: fh.fd, autoClose: true }), size: st.size };
+    return { stream: fh.createReadStream({ autoClose: true }), size: st.size };
   } catch (e) {
     await fh.close();
     throw e;
   }
 }
 
-/** Write `data` to `p` in the sandbox (parents created as 0755 dirs, file mode `mode`, default 0644). */
+/**
+ * Write `data` to `p` in the sandbox (parents created as 0755 dirs, file mode `mode`, default 0644).
+ * The data goes to a temp file beside the target, renamed over it at the end: a failed or too
+ * large upload leaves the old file as it was.
+ */
 export async function writeSandboxFile(rootfs: string, p: string, data: Buffer | string | Readable, mode = 0o644): Promise<number> {
   const norm = checkContainerPath(p);
-  if (norm === '/') throw new JiffyError('invalid_argument', 'cannot write the sandbox root itself: give a file path such as /tmp/file');
   const root = await fs.realpath(rootfs);
   const parts = path.relative(root, await resolveInRoot(root, norm)).split(path.sep).filter(Boolean);
   if (parts.length === 0) throw new JiffyError('invalid_argument', `${p} is the sandbox root: give a file path such as /tmp/file`);
   const parent = await ensureParents(root, parts.slice(0, -1));
   const target = path.join(parent, parts[parts.length - 1]);
-  const fh = await fs.open(target, C.O_WRONLY | C.O_CREAT | C.O_NOFOLLOW | C.O_NONBLOCK, mode).catch((e: NodeJS.ErrnoException) => {
+  const tmp = path.join(parent, `.jiffy-upload-${process.pid}-${crypto.randomBytes(6).toString('hex')}`);
+  const fh = await fs.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode).catch((e: NodeJS.ErrnoException) => {
     throw openError(e, p);
   });
+  let ok = false;
   try {
     await checkInside(fh, root, p);
-    if (!(await fh.stat()).isFile()) throw new JiffyError('invalid_argument', `${p} in the sandbox is not a regular file: remove it first`);
-    // Truncate only now: a file outside the root must never be touched, not even emptied.
-    await fh.truncate(0);
     await fh.chmod(mode);
-    const src = typeof data === 'string' || Buffer.isBuffer(data) ? Readable.from([Buffer.from(data)]) : data;
-    let bytes = 0;
-    src.on('data', (c: Buffer) => (bytes += c.length));
-    await pipeline(src, fh.createWriteStream({ autoClose: false, start: 0 }));
+    const bytes = await writeAll(fh, data);
+    await fh.close();
+    const st = await fs.lstat(target).catch(() => undefined);
+    if (st?.isDirectory()) throw new JiffyError('invalid_argument', `${p} in the sandbox is a directory: give a file path`);
+    // rename(2) replaces a symlink at `target` itself, never what it points to.
+    await fs.rename(tmp, target);
+    ok = true;
     return bytes;
   } finally {
-    await fh.close();
+    if (!ok) {
+      await fh.close().catch(() => undefined);
+      await fs.rm(tmp, { force: true });
+    }
   }
+}
+
+async function writeAll(fh: FileHandle, data: Buffer | string | Readable): Promise<number> {
+  if (typeof data === 'string' || Buffer.isBuffer(data)) {
+    const buf = Buffer.from(data);
+    await fh.write(buf, 0, buf.length, 0);
+    return buf.length;
+  }
+  // Plain writes, not fh.createWriteStream: a stream keeps a ref that makes fh.close() wait forever.
+  let bytes = 0;
+  for await (const chunk of data) {
+    const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+    await fh.write(c, 0, c.length, bytes);
+    bytes += c.length;
+  }
+  return bytes;
 }
 
 /** Create the (already resolved) directories `rel` under `root`, refusing a non-directory on the way. */

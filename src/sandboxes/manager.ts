@@ -16,11 +16,13 @@
 import type { Readable } from 'node:stream';
 import { JiffyError, hasCode } from '../errors.js';
 import type { ContainerManager } from '../containers/manager.js';
+import { resolveEnv } from '../containers/spec.js';
 import type { ContainerRecord, CreateOptions } from '../containers/types.js';
 import { normalizeRef, type ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
 import { execStreaming } from './exec.js';
 import { readSandboxFile, writeSandboxFile } from './files.js';
+import { SandboxPool, type SandboxPoolOptions } from './pool.js';
 import { SandboxRecords } from './records.js';
 import type { Sandbox, SandboxCreateOptions, SandboxExecOptions, SandboxExecution, SandboxSnapshot } from './types.js';
 
@@ -40,6 +42,8 @@ export interface SandboxManagerOptions {
   reapIntervalMs?: number;
   /** Image when create() gets neither image nor from (default busybox:latest). */
   defaultImage?: string;
+  /** Keep booted sandboxes ready per configuration (./pool.ts); default none. */
+  pool?: SandboxPoolOptions;
 }
 
 export const DEFAULT_TTL_S = 300;
@@ -60,6 +64,8 @@ export class SandboxManager {
   private readonly defaultImage: string;
   private timer?: NodeJS.Timeout;
   private reaping?: Promise<number>;
+  private readonly pool?: SandboxPool;
+  private swept = false;
 
   constructor(opts: SandboxManagerOptions) {
     this.containers = opts.containers;
@@ -68,6 +74,7 @@ export class SandboxManager {
     this.records = new SandboxRecords(opts.store.paths.root);
     this.bootMode = opts.boot ?? 'in-process';
     this.defaultImage = opts.defaultImage ?? 'busybox:latest';
+    if (opts.pool && opts.pool.size > 0) this.pool = new SandboxPool(this.containers, (o) => this.boot(o), { ...opts.pool, log: opts.log });
     const every = opts.reapIntervalMs ?? 1000;
     if (every > 0) {
       this.timer = setInterval(() => void this.reap(), every);
@@ -84,12 +91,9 @@ export class SandboxManager {
     }
     const ttlS = o.ttlS ?? DEFAULT_TTL_S;
     if (!(ttlS > 0 && ttlS <= MAX_TTL_S)) throw new JiffyError('invalid_argument', `ttl must be between 1 and ${MAX_TTL_S} seconds, got ${ttlS}`);
-    const ref = o.from ?? o.image ?? this.defaultImage;
-    const image = await this.store.resolve(ref).catch((e) => {
-      if (!hasCode(e, 'not_found')) throw e;
-      throw new JiffyError('not_found', o.from ? `no snapshot ${o.from}: take one with POST /v1/sandboxes/:id/snapshot (jiffy sandbox snapshot)` : `no image ${ref}: pull or build it first (jiffy images lists what is there)`, { cause: e });
-    });
-    const settled = await Promise.allSettled(Array.from({ length: count }, () => this.createOne(o, ref, image.id, ttlS)));
+    resolveEnv({}, o.env ?? []); // throws invalid_argument on a bad entry
+    const { ref, opts } = await this.containerOptions(o);
+    const settled = await Promise.allSettled(Array.from({ length: count }, () => this.createOne(o, ref, opts, ttlS)));
     const made = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) {
@@ -99,16 +103,46 @@ export class SandboxManager {
     return made;
   }
 
-  private async createOne(o: SandboxCreateOptions, ref: string, imageId: string, ttlS: number): Promise<Sandbox> {
-    const memoryMb = o.memoryMb ?? DEFAULT_MEMORY_MB;
+  /**
+   * The container options of a sandbox configuration. The sandbox env is not among them: it is
+   * applied at each exec, so sandboxes that differ only in env share pool entries.
+   */
+  private async containerOptions(o: SandboxCreateOptions): Promise<{ ref: string; opts: CreateOptions }> {
+    const ref = o.from ?? o.image ?? this.defaultImage;
+    const image = await this.store.resolve(ref).catch((e) => {
+      if (!hasCode(e, 'not_found')) throw e;
+      throw new JiffyError('not_found', o.from ? `no snapshot ${o.from}: take one with POST /v1/sandboxes/:id/snapshot (jiffy sandbox snapshot)` : `no image ${ref}: pull or build it first (jiffy images lists what is there)`, { cause: e });
+    });
     const opts: CreateOptions = {
-      image: imageId, entrypoint: [IDLE_INIT[0]], cmd: IDLE_INIT.slice(1), env: o.env ?? [], hostname: 'sandbox',
-      memoryBytes: memoryMb * 1024 * 1024, cpus: o.cpus, pidsLimit: PIDS_LIMIT, network: o.network ? 'host' : 'none',
+      image: image.id, entrypoint: [IDLE_INIT[0]], cmd: IDLE_INIT.slice(1), hostname: 'sandbox',
+      memoryBytes: (o.memoryMb ?? DEFAULT_MEMORY_MB) * 1024 * 1024, cpus: o.cpus, pidsLimit: PIDS_LIMIT, network: o.network ? 'host' : 'none',
     };
-    const id = await this.boot(opts);
+    return { ref, opts };
+  }
+
+  /** Keep `pool.size` sandboxes of this configuration booted and ready (needs the pool option). */
+  async warm(o: SandboxCreateOptions = {}): Promise<void> {
+    if (!this.pool) throw new JiffyError('failed_precondition', 'no sandbox pool: construct the SandboxManager with pool: { size: N }');
+    await this.pool.warm((await this.containerOptions(o)).opts);
+  }
+
+  /** A ready container from the pool (if it still runs), else a fresh boot. */
+  private async takeOrBoot(opts: CreateOptions): Promise<string> {
+    const ready = this.pool?.take(opts);
+    if (ready) {
+      const rec = await this.containers.get(ready).catch(() => undefined);
+      if (rec?.state.status === 'running') return ready;
+      await this.containers.remove(ready, { force: true }).catch(() => undefined);
+    }
+    return this.boot(opts);
+  }
+
+  private async createOne(o: SandboxCreateOptions, ref: string, opts: CreateOptions, ttlS: number): Promise<Sandbox> {
+    const memoryMb = o.memoryMb ?? DEFAULT_MEMORY_MB;
+    const id = await this.takeOrBoot(opts);
     const now = Date.now();
     const sb: Sandbox = {
-      id, image: ref, imageId, ...(o.from ? { from: o.from } : {}), created: new Date(now).toISOString(),
+      id, image: ref, imageId: opts.image, ...(o.from ? { from: o.from } : {}), created: new Date(now).toISOString(),
       expiresAt: new Date(now + ttlS * 1000).toISOString(), ttlS, memoryMb, ...(o.cpus ? { cpus: o.cpus } : {}),
       network: !!o.network, env: o.env ?? [], snapshots: [], status: 'running',
     };
@@ -142,8 +176,8 @@ export class SandboxManager {
 
   /** Run a command in a sandbox; output streams, `done` gives the outcome (see ./exec.ts). */
   async exec(id: string, o: SandboxExecOptions): Promise<SandboxExecution> {
-    const { rec } = await this.running(id);
-    return execStreaming(rec, o);
+    const { sb, rec } = await this.running(id);
+    return execStreaming(rec, { ...o, env: [...sb.env, ...(o.env ?? [])] });
   }
 
   /** Write a file into a sandbox (parents created); returns the bytes written. */
@@ -198,6 +232,10 @@ export class SandboxManager {
   }
 
   private async reapOnce(): Promise<number> {
+    if (!this.swept) {
+      this.swept = true;
+      await SandboxPool.sweep(this.containers, (id) => this.records.load(id).then(() => true, () => false));
+    }
     let n = 0;
     for (const sb of await this.records.list()) {
       if (Date.parse(sb.expiresAt) > Date.now()) continue;
@@ -217,6 +255,7 @@ export class SandboxManager {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.reaping?.catch(() => undefined);
+    await this.pool?.close();
   }
 
   private async withStatus(sb: Sandbox): Promise<Sandbox> {

@@ -75,13 +75,18 @@ export class WarmPool {
     while (this.pending.size) await Promise.allSettled([...this.pending]);
   }
 
-  /** Remove spares left by processes that died (their `warm` marker names a dead pid). */
+  /**
+   * Remove spares left by processes that died (their `warm` marker names a dead pid), and
+   * snapshots a crash left without a container record (older than a minute, so a create in
+   * progress elsewhere is never touched).
+   */
   static async sweep(snapshots: OverlaySnapshotter): Promise<number> {
     const names = await fs.readdir(snapshots.containersDir).catch(() => [] as string[]);
     let swept = 0;
-    for (const name of names) {
-      const owner = await fs.readFile(path.join(snapshots.dir(name), 'warm'), 'utf8').catch(() => undefined);
-      if (owner === undefined || pidAlive(Number(owner))) continue;
+    for (const name of names.filter((n) => !n.startsWith('.'))) {
+      const dir = snapshots.dir(name);
+      const owner = await fs.readFile(path.join(dir, 'warm'), 'utf8').catch(() => undefined);
+      if (owner !== undefined ? pidAlive(Number(owner)) : !(await orphaned(dir))) continue;
       await snapshots.remove(name);
       swept++;
     }
@@ -117,6 +122,13 @@ export class WarmPool {
     const q = p.catch((e) => this.opts.log?.warn({ err: e }, 'warm mount cleanup failed')).finally(() => this.pending.delete(q));
     this.pending.add(q);
   }
+}
+
+async function orphaned(dir: string): Promise<boolean> {
+  const hasState = await fs.access(path.join(dir, 'state.json')).then(() => true, () => false);
+  if (hasState) return false;
+  const st = await fs.stat(path.join(dir, 'snapshot.json')).catch(() => undefined);
+  return !!st && Date.now() - st.mtimeMs > 60_000;
 }
 
 /** True when a process with this pid exists. */

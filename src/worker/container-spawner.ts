@@ -2,12 +2,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { JiffyError } from '../errors.js';
 import type { Image, ImageStore } from '../images/store.js';
-import { Launcher, defaultSpec } from '../launcher/index.js';
 import type { FunctionVersion } from '../functions/spec.js';
+import { Launcher, defaultSpec } from '../launcher/index.js';
+import { FUNCTION_UID } from './function-spec.js';
 import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
-
-/** The unprivileged user functions run as (nobody). */
-export const FUNCTION_UID = 65534;
 
 interface Prepared {
   /** Overlay lowerdir entries, top layer first, relative to the store root. */
@@ -26,11 +24,11 @@ export class ContainerSpawner implements Spawner {
   private readonly prepared = new Map<string, Prepared>();
   private readonly live = new Set<Promise<unknown>>();
 
-  private constructor(private readonly store: ImageStore, private readonly launcher: Launcher, private readonly ownsLauncher: boolean) {}
+  private constructor(private readonly store: ImageStore, private readonly launcher: Launcher) {}
 
-  /** Starts a launcher fork server (or uses `launcher`) for `store`. */
-  static async start(store: ImageStore, launcher?: Launcher): Promise<ContainerSpawner> {
-    return new ContainerSpawner(store, launcher ?? (await Launcher.start()), !launcher);
+  /** Starts a launcher fork server (`jiffy-launch serve`) for `store`. */
+  static async start(store: ImageStore): Promise<ContainerSpawner> {
+    return new ContainerSpawner(store, await Launcher.start({ stateRoot: path.join(store.paths.run, 'fn-serve') }));
   }
 
   async prepare(fn: FunctionVersion): Promise<void> {
@@ -56,7 +54,7 @@ export class ContainerSpawner implements Spawner {
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
     const p = await this.lookup(req.fn);
     const s = req.fn.settings;
-    const dir = path.join(this.store.paths.containers, req.id);
+    const dir = path.join(this.store.paths.root, 'fn-instances', req.id);
     await fs.mkdir(path.join(dir, 'upper'), { recursive: true });
     await fs.mkdir(path.join(dir, 'work'), { recursive: true });
     await fs.mkdir(path.join(dir, 'merged'), { recursive: true });
@@ -74,7 +72,7 @@ export class ContainerSpawner implements Spawner {
       memoryBytes: s.memoryMb * 1024 * 1024,
       cpus: s.cpus,
       pidsLimit: 256,
-      mounts: [],
+      mounts: [{ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', 'size=65536k'] }],
       capabilities: [],
     });
     let h;
@@ -85,20 +83,26 @@ export class ContainerSpawner implements Spawner {
       throw e;
     }
     const waited = h.wait().then(
-      async (x): Promise<ExitInfo> => {
-        await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
-        return { exitCode: x.exitCode, signal: x.signal, oomKilled: x.oomKilled, peakMemoryBytes: x.peakMemoryBytes };
-      },
-    );
+      (x): ExitInfo => ({ exitCode: x.signal ? null : x.exitCode, signal: x.signal, oomKilled: x.oomKilled, peakMemoryBytes: x.peakMemoryBytes }),
+      // The fork server itself died: the container died with it (its namespaces were the server's children).
+      (e: Error): ExitInfo => ({ exitCode: null, signal: `launcher failure: ${e.message}`, oomKilled: false }),
+    ).finally(() => fs.rm(dir, { recursive: true, force: true }).catch(() => {}));
     this.live.add(waited);
     void waited.finally(() => this.live.delete(waited));
-    return { pid: h.pid, stdin: h.stdin, stdout: h.stdout, stderr: h.stderr, wait: () => waited, kill: (sig) => h.kill(sig ?? 'SIGKILL') };
+    return {
+      pid: h.pid,
+      stdin: h.stdin!,
+      stdout: h.stdout!,
+      stderr: h.stderr!,
+      wait: () => waited,
+      kill: (sig) => void h.kill(sig ?? 'SIGKILL').catch(() => {}),
+    };
   }
 
   /** Waits for every container this spawner started to be gone, then stops the launcher. */
   async close(): Promise<void> {
     await Promise.allSettled([...this.live]);
-    if (this.ownsLauncher) await this.launcher.close();
+    await this.launcher.close();
   }
 }
 

@@ -1,6 +1,6 @@
 import { LogBuffer } from '../functions/outcome.js';
 import type { FunctionVersion } from '../functions/spec.js';
-import { crashError, InstanceError } from './instance.js';
+import { crashError, InstanceError, seconds } from './instance.js';
 import { TASK_ROOT, type ExitInfo, type Spawner } from './spawner.js';
 
 /** Largest stdout an exec function may return (bigger results fail clearly instead of exhausting memory). */
@@ -48,7 +48,7 @@ export async function runExec(spawner: Spawner, fn: FunctionVersion, id: string,
   clearTimeout(timer);
   const handlerMs = performance.now() - t0 - bootMs;
   if (timedOut) {
-    throw new InstanceError('deadline_exceeded', `function ${fn.name}@${fn.version} did not finish within its ${(timeoutMs / 1000).toFixed(1)} s timeout; the container was killed (raise --timeout if it needs longer)`, { timeoutMs }, logs.toString());
+    throw new InstanceError('deadline_exceeded', `function ${fn.name}@${fn.version} did not finish within its ${seconds(timeoutMs)} s timeout; the container was killed (raise --timeout if it needs longer)`, { timeoutMs }, logs.toString());
   }
   if (tooBig) throw new InstanceError('function_error', `function ${fn.name}@${fn.version} wrote more than ${MAX_RESULT_BYTES} bytes to stdout; return less or store the result elsewhere`, {}, logs.toString());
   if (exit.oomKilled || exit.signal != null) {

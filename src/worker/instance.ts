@@ -140,8 +140,7 @@ export class Instance {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    const s = (timeoutMs / 1000).toFixed(timeoutMs < 1000 ? 2 : 1);
-    p.reject(new InstanceError('deadline_exceeded', `function ${this.fn.name}@${this.fn.version} did not finish within its ${s} s timeout; the instance was killed (raise --timeout if it needs longer)`, { timeoutMs }, p.logs.toString()));
+    p.reject(new InstanceError('deadline_exceeded', `function ${this.fn.name}@${this.fn.version} did not finish within its ${seconds(timeoutMs)} s timeout; the instance was killed (raise --timeout if it needs longer)`, { timeoutMs }, p.logs.toString()));
     this.kill();
   }
 
@@ -160,6 +159,11 @@ export class Instance {
     await this.exited;
     clearTimeout(t);
   }
+}
+
+/** "0.5", "30", "1.25": seconds for messages. */
+export function seconds(ms: number): string {
+  return String(Number((ms / 1000).toFixed(2)));
 }
 
 /** Turns an exit status into the outcome error a caller sees (OOM named as such). */

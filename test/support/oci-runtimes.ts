@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import type { ExitStatus, OciRuntimeSpec } from '../../src/launcher/index.js';
 import { launcherBinary } from '../../src/paths.js';
 
 /** How a container ended. CLIs report 128+N for a death by signal N; the binding reports the signal. */
@@ -18,6 +19,8 @@ export interface RunOutcome {
   exitCode: number | null;
   signal: string | null;
   oomKilled?: boolean;
+  /** The binding's full exit status (peak memory, cpu and wall time). */
+  status?: ExitStatus;
   stdout: string;
   stderr: string;
 }
@@ -169,21 +172,29 @@ export async function waitForState(rt: ConformanceRuntime, id: string, want: str
   throw new Error(`${rt.name}: container ${id} never reached state ${want}; last state call: ${last}`);
 }
 
-async function readConfig(bundle: string): Promise<Record<string, any>> {
-  return JSON.parse(await fs.readFile(path.join(bundle, 'config.json'), 'utf8'));
+/** The bundle's config.json; for a missing or unparsable one, a clear error like a CLI's. */
+async function readConfig(bundle: string): Promise<unknown> {
+  const file = path.join(bundle, 'config.json');
+  const text = await fs.readFile(file, 'utf8');
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON: ${(e as Error).message}`);
+  }
 }
 
 async function serveRuntime(): Promise<ConformanceRuntime> {
   const { Launcher } = await import('../../src/launcher/index.js');
   const stateRoot = await fs.mkdtemp(path.join(os.tmpdir(), 'jiffy-conf-serve-'));
-  const l = await Launcher.start();
+  const l = await Launcher.start({ stateRoot });
   const boot = async (bundle: string, id: string) => {
-    const h = await l.boot({ id, config: (await readConfig(bundle)) as any, bundle });
+    const config = (await readConfig(bundle)) as unknown as OciRuntimeSpec;
+    const h = await l.boot({ id, config, bundle, stdin: 'null' });
     const so = collect(h.stdout);
     const se = collect(h.stderr);
     const wait = async (): Promise<RunOutcome> => {
       const st = await h.wait();
-      return { exitCode: st.exitCode, signal: st.signal ?? null, oomKilled: st.oomKilled, stdout: await so, stderr: await se };
+      return { exitCode: st.exitCode, signal: st.signal ?? null, oomKilled: st.oomKilled, status: st, stdout: await so, stderr: await se };
     };
     return { h, wait };
   };
@@ -194,7 +205,7 @@ async function serveRuntime(): Promise<ConformanceRuntime> {
     run: async (bundle, id) => (await boot(bundle, id)).wait(),
     start: async (bundle, id) => {
       const { h, wait } = await boot(bundle, id);
-      return { pid: h.pid, kill: async (sig) => { await h.kill(sig as any); }, wait };
+      return { pid: h.pid, kill: (sig) => h.kill(sig as NodeJS.Signals), wait };
     },
     close: async () => {
       await l.close();

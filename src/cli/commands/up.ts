@@ -8,7 +8,7 @@ import { createKeys } from '../../queue/keys.js';
 // `jiffy` command starts fast and does not depend on them.
 const allInOne = () => import('../../gateway/all-in-one.js');
 const gatewayServer = () => import('../../gateway/server.js');
-const workerParts = async () => ({ ...(await import('../../worker/container-spawner.js')), ...(await import('../../worker/worker.js')) });
+const workerParts = async () => ({ ...(await import('../../worker/spawners.js')), ...(await import('../../worker/worker.js')) });
 
 /** Resolves when the process gets SIGINT or SIGTERM. */
 function untilSignal(): Promise<string> {
@@ -66,8 +66,8 @@ export function register(program: Command): void {
     .action(async (o: { prefix: string; redis?: string }) => {
       const log = createLogger('jiffy-worker');
       const store = await ImageStore.open(defaultRoot());
-      const { ContainerSpawner, FunctionWorker } = await workerParts();
-      const spawner = await ContainerSpawner.start(store);
+      const { createSpawner, FunctionWorker } = await workerParts();
+      const spawner = await createSpawner(store, log);
       const w = await FunctionWorker.start({ redisUrl: redisUrlOrDefault(o.redis), keys: createKeys(o.prefix), spawner, log });
       console.log(`jiffy worker ${w.id}: serving functions from ${redisUrlOrDefault(o.redis)}`);
       await untilSignal();

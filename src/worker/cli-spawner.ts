@@ -1,0 +1,168 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { JiffyError } from '../errors.js';
+import type { Image, ImageStore } from '../images/store.js';
+import { launcherBinary } from '../paths.js';
+import type { FunctionVersion } from '../functions/spec.js';
+import { functionSpec } from './function-spec.js';
+import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
+
+const run = promisify(execFile);
+
+interface Prepared {
+  /** Overlay lowerdir, top layer first, relative to the store root. */
+  lower: string;
+  env: string[];
+}
+
+/**
+ * Boots function containers with the launcher's one-shot OCI command line: overlay rootfs mounted
+ * with `jiffy-launch mount-overlay` (short lowerdirs relative to the store root), then
+ * `jiffy-launch run --bundle` with the instance's stdio as pipes, `--report` for exit code,
+ * signal, OOM kill and peak memory. After exit the rootfs is unmounted and the bundle removed.
+ * A process exec of the launcher per container makes this slower than the fork server; it is what
+ * the worker uses while the launcher's Node binding (src/launcher) is not available.
+ */
+export class CliSpawner implements Spawner {
+  private readonly prepared = new Map<string, Prepared>();
+  private readonly live = new Set<Promise<unknown>>();
+  private readonly bin = launcherBinary();
+  private readonly stateRoot: string;
+
+  private readonly instances: string;
+
+  constructor(private readonly store: ImageStore) {
+    this.stateRoot = path.join(store.paths.run, 'fn-oci');
+    // Apart from containers/ (which `jiffy run` containers own), so stale cleanup touches only ours.
+    this.instances = path.join(store.paths.root, 'fn-instances');
+  }
+
+  /**
+   * Removes instance bundles whose worker process is gone (a SIGKILLed worker leaves its overlay
+   * mounts behind): kills the orphaned container, waits for its launcher to clean its cgroup, then
+   * unmounts and removes the bundle. Bundles of live workers (sharing this root) are left alone.
+   */
+  async reapStale(): Promise<number> {
+    const ids = await fs.readdir(this.instances).catch(() => [] as string[]);
+    let n = 0;
+    for (const id of ids) {
+      const dir = path.join(this.instances, id);
+      const [owner, start] = (await fs.readFile(path.join(dir, 'owner'), 'utf8').catch(() => '')).split(' ');
+      if (owner && (await startTime(Number(owner))) === start) continue;
+      const pid = Number.parseInt(await fs.readFile(path.join(dir, 'pid'), 'utf8').catch(() => ''), 10);
+      if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      const launcher = Number.parseInt(await fs.readFile(path.join(dir, 'launcher.pid'), 'utf8').catch(() => ''), 10);
+      for (let i = 0; i < 100 && launcher && (await startTime(launcher)); i++) await new Promise((r) => setTimeout(r, 20));
+      await this.teardown(dir);
+      n++;
+    }
+    return n;
+  }
+
+  async prepare(fn: FunctionVersion): Promise<void> {
+    await this.lookup(fn);
+  }
+
+  private async lookup(fn: FunctionVersion): Promise<Prepared> {
+    const key = `${fn.name}@${fn.version}`;
+    const hit = this.prepared.get(key);
+    if (hit) return hit;
+    let img: Image;
+    try {
+      img = await this.store.resolve(fn.image.id);
+    } catch (e) {
+      throw new JiffyError('unavailable', `image ${fn.image.ref} of ${key} is not in the store at ${this.store.paths.root}; redeploy the function (or pull its image on this host)`, { cause: e });
+    }
+    await fs.access(this.bin).catch((e) => { throw new JiffyError('failed_precondition', `launcher ${this.bin} is missing; build it with make -C native (or bash scripts/setup.sh)`, { cause: e }); });
+    for (const l of img.layers) await fs.access(l.dir);
+    const p = { lower: img.layers.map((l) => l.lowerPath).reverse().join(':'), env: img.config.config?.Env ?? [] };
+    this.prepared.set(key, p);
+    return p;
+  }
+
+  async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
+    const p = await this.lookup(req.fn);
+    const dir = path.join(this.instances, req.id);
+    const rootfs = path.join(dir, 'rootfs');
+    for (const d of ['upper', 'work', 'rootfs']) await fs.mkdir(path.join(dir, d), { recursive: true });
+    await fs.writeFile(path.join(dir, 'owner'), `${process.pid} ${await startTime(process.pid)}`);
+    try {
+      await run(this.bin, ['mount-overlay', '--lower', p.lower, '--upper', path.join(dir, 'upper'), '--work', path.join(dir, 'work'), '--cwd', this.store.paths.root, rootfs]);
+      const env = mergeEnv(p.env, { HOME: '/tmp', ...req.env });
+      const spec = functionSpec({ args: req.args, env, cwd: req.cwd, hostname: req.fn.name.slice(0, 63), rootPath: rootfs, settings: req.fn.settings });
+      await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify(spec));
+    } catch (e) {
+      await this.teardown(dir);
+      throw new JiffyError('unavailable', `preparing container ${req.id} failed: ${(e as Error).message}`, { cause: e });
+    }
+    return this.boot(req.id, dir);
+  }
+
+  private async boot(id: string, dir: string): Promise<SpawnedProcess> {
+    const report = path.join(dir, 'exit.json');
+    const pidFile = path.join(dir, 'pid');
+    const child = spawn(this.bin, ['--root', this.stateRoot, 'run', '--bundle', dir, '--pid-file', pidFile, '--report', report, id], { stdio: ['pipe', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => { child.once('spawn', resolve); child.once('error', reject); });
+    await fs.writeFile(path.join(dir, 'launcher.pid'), String(child.pid));
+    let killWith: NodeJS.Signals | number | undefined;
+    let pid = 0;
+    const exit = new Promise<number>((resolve) => child.once('exit', (code, sig) => resolve(code ?? 128 + (sig === 'SIGKILL' ? 9 : 15))));
+    const readPid = async () => {
+      for (let wait = 1; pid === 0 && child.exitCode === null; wait = Math.min(wait * 2, 10)) {
+        pid = Number.parseInt(await fs.readFile(pidFile, 'utf8').catch(() => ''), 10) || 0;
+        if (!pid) await new Promise((r) => setTimeout(r, wait));
+      }
+      if (pid && killWith !== undefined) try { process.kill(pid, killWith); } catch { /* gone */ }
+    };
+    void readPid();
+    const waited = exit.then(async (code): Promise<ExitInfo> => {
+      const rep = JSON.parse(await fs.readFile(report, 'utf8').catch(() => 'null')) as { exitCode: number; signal: string | null; oomKilled: boolean; peakMemoryBytes: number } | null;
+      await this.teardown(dir);
+      return rep ? { exitCode: rep.signal ? null : rep.exitCode, signal: rep.signal, oomKilled: rep.oomKilled, peakMemoryBytes: rep.peakMemoryBytes } : { exitCode: code, signal: null, oomKilled: false };
+    });
+    this.live.add(waited);
+    void waited.finally(() => this.live.delete(waited));
+    return {
+      pid: child.pid!,
+      stdin: child.stdin!,
+      stdout: child.stdout!,
+      stderr: child.stderr!,
+      wait: () => waited,
+      // The container's init (pid 1 in its namespace) ignores signals it has no handler for unless
+      // they come from outside, so signal it directly rather than through `run`'s forwarding.
+      kill: (sig = 'SIGKILL') => {
+        killWith = sig;
+        if (pid) try { process.kill(pid, sig); } catch { /* gone */ }
+      },
+    };
+  }
+
+  private async teardown(dir: string): Promise<void> {
+    const rootfs = path.join(dir, 'rootfs');
+    await run(this.bin, ['umount', rootfs]).catch(() => run('umount', ['-l', rootfs]).catch(() => {}));
+    await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.live]);
+  }
+}
+
+/** Start time of a live pid (field 22 of /proc/<pid>/stat), so a reused pid is not taken for ours. */
+async function startTime(pid: number): Promise<string | undefined> {
+  if (!pid) return undefined;
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat ? stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] : undefined;
+}
+
+function mergeEnv(image: string[], extra: Record<string, string>): string[] {
+  const m = new Map<string, string>([['PATH', '/usr/local/bin:/usr/bin:/bin']]);
+  for (const kv of image) {
+    const eq = kv.indexOf('=');
+    if (eq > 0) m.set(kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  for (const [k, v] of Object.entries(extra)) m.set(k, v);
+  return [...m].map(([k, v]) => `${k}=${v}`);
+}

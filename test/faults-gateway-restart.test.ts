@@ -1,0 +1,71 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  RedisProcess, deployFunction, invocation, invoke, removeRoot, startGateway, startWorker, waitUntil,
+  type GatewayProcess, type WorkerProcess,
+} from './support/processes.js';
+
+// Fault: the gateway process is SIGKILLed while async invocations are queued and running. The
+// gateway holds no invocation state, so a new gateway process (on another port) must report
+// every one of them through GET /v1/invocations/:id until each has finished.
+let root: string;
+let redis: RedisProcess;
+const gateways: GatewayProcess[] = [];
+let worker: WorkerProcess;
+const prefix = `jfg${process.pid}`;
+
+before(async () => {
+  root = await fs.mkdtemp(path.join(os.tmpdir(), 'jiffy-fault-gw-'));
+  redis = await RedisProcess.start(path.join(root, 'redis'));
+  const env = { root, redisUrl: redis.url, prefix };
+  gateways.push(await startGateway(env, 'gateway-1'));
+  worker = await startWorker(env);
+});
+
+after(async () => {
+  await worker?.proc.stop().catch(() => {});
+  for (const g of gateways) await g.proc.stop().catch(() => {});
+  worker?.proc.killGroup();
+  for (const g of gateways) g.proc.killGroup();
+  await redis?.stop();
+  await removeRoot(root);
+});
+
+test('a SIGKILLed gateway: a new one reports every queued and running invocation to its end', async () => {
+  const g1 = gateways[0]!;
+  const handler = '#!/bin/sh\ninput=$(cat)\nsleep 1\necho "t:$input"\n';
+  await deployFunction(g1.url, 'ticker', { handler }, { runtime: 'exec', maxInstances: 2, timeoutS: 60 });
+  const ids: string[] = [];
+  for (let n = 0; n < 8; n++) {
+    const res = await invoke(g1.url, 'ticker', `n${n}`, 'async');
+    assert.equal(res.status, 202, await res.clone().text());
+    ids.push(((await res.json()) as { id: string }).id);
+  }
+  // With two running at a time, the rest are queued when the gateway dies.
+  const before = await waitUntil('two invocations to run', async () => {
+    const st = await Promise.all(ids.map(async (id) => (await invocation(g1.url, id)).status as string));
+    return st.filter((s) => s === 'running').length === 2 ? st : undefined;
+  }, 30_000, 20);
+  assert.ok(before.includes('queued'), `some invocations are still queued: ${before.join(',')}`);
+  assert.equal((await g1.proc.kill('SIGKILL')).signal, 'SIGKILL');
+
+  const g2 = await startGateway({ root, redisUrl: redis.url, prefix }, 'gateway-2');
+  gateways.push(g2);
+  for (const [n, id] of ids.entries()) {
+    const rec = await waitUntil(`invocation ${id} to finish`, async () => {
+      const r = await invocation(g2.url, id);
+      assert.equal(r.httpStatus, 200, `the new gateway knows ${id}: ${JSON.stringify(r)}`);
+      return r.status === 'succeeded' || r.status === 'failed' ? r : undefined;
+    }, 60_000, 100);
+    assert.equal(rec.status, 'succeeded', `${id} (${before[n]} when the gateway died): ${JSON.stringify(rec)}`);
+    assert.equal(rec.id, id);
+    assert.equal(rec.result, `t:n${n}\n`);
+  }
+  // And the new gateway serves sync calls through the same worker.
+  const sync = await invoke(g2.url, 'ticker', 'again');
+  assert.equal(sync.status, 200, await sync.clone().text());
+  assert.equal(await sync.text(), 't:again\n');
+});
