@@ -73,7 +73,13 @@ function report(samples: Map<string, number[]>, json: boolean, iterations: numbe
   for (const [name, p] of Object.entries(stats)) {
     rows[name] = { ...p, 'p50 vs crun': crun ? `${(p.p50_ms / crun).toFixed(2)}×` : '' };
   }
-  const notes = [`${iterations} boots per runtime of /bin/true, interleaved; times in ms (wall, per boot).`];
+  const notes = [
+    `${iterations} boots per runtime of /bin/true, interleaved round-robin; times in ms (wall, per boot).`,
+    'CLI rows (jiffy-run, crun, runc, bwrap, fork-exec): one `<runtime> run --bundle B ID` from bash fork to exit, ' +
+      'timed with $EPOCHREALTIME in a long-lived driver (crun\'s driver sits in an `unshare -m` with cgroup2 unmounted, ' +
+      'done once, untimed); the fork-exec row is that driver overhead plus /bin/true. ' +
+      'jiffy-serve: Launcher.boot() to wait() resolving, in Node. bwrap applies no memory limit (it has none).',
+  ];
   if (stats['jiffy-serve']) notes.push(`target jiffy-serve p50 ≤ 1 ms: ${stats['jiffy-serve'].p50_ms} ms`);
   if (stats['jiffy-run'] && crun) notes.push(`target jiffy-run p50 ≤ 0.35× crun: ${(stats['jiffy-run'].p50_ms / crun).toFixed(2)}×`);
   printResults(rows, { title: 'boot /bin/true (busybox bundle, full namespace set, memory limit)', notes });

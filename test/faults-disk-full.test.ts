@@ -101,9 +101,10 @@ let before1: { files: string[]; images: string };
 
 test('a deploy whose code does not fit fails saying the store is full; the deployed version keeps working', async () => {
   await deployFunction(gw.url, 'tiny', { handler: '#!/bin/sh\necho tiny-ok\n' }, { runtime: 'exec' });
-  const images = await runJiffy(['images'], { root });
+  const images = await runJiffy(['images', '--format', 'json'], { root });
   assert.equal(images.code, 0, images.stderr);
   before1 = { files: await storeFiles(), images: images.stdout };
+  assert.match(images.stdout, /jiffy-fn-tiny/);
 
   // 10 MiB of code (incompressible) on an 8 MiB file system that already holds the busybox image.
   const data = crypto.randomBytes(10 * 1024 * 1024).toString('base64');
@@ -143,9 +144,9 @@ test('after the failures the store is as it was: images resolve and boot, nothin
   const pruned = await runJiffy(['prune'], { root });
   assert.equal(pruned.code, 0, pruned.stderr);
   assert.deepEqual(await storeFiles(), before1.files, `only unreferenced leftovers were added: ${now.filter((f) => !before1.files.includes(f)).join(', ')}`);
-  const images = await runJiffy(['images'], { root });
+  const images = await runJiffy(['images', '--format', 'json'], { root });
   assert.equal(images.code, 0, images.stderr);
-  assert.equal(images.stdout, before1.images);
+  assert.deepEqual(JSON.parse(images.stdout), JSON.parse(before1.images));
   assert.doesNotMatch(images.stdout, /toobig/);
   // The earlier images still boot: the function image under the CLI, and the function via the worker.
   const boot = await runJiffy(['run', '--rm', 'jiffy-fn-tiny:v1', '/var/task/handler'], { root });

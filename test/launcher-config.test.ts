@@ -23,6 +23,11 @@ const CASES: BadCase[] = [
   { what: 'process.args is missing', mutate: (s) => (delete s.process.args, s), mentions: /args/ },
   { what: 'process.args is empty', mutate: (s) => ((s.process.args = []), s), mentions: /args/ },
   { what: 'root.path is missing', mutate: (s) => (delete s.root, s), mentions: /root/i },
+  {
+    what: 'root.path does not exist',
+    mutate: (s) => ((s.root.path = '/nonexistent-jiffy-rootfs'), s),
+    mentions: /nonexistent-jiffy-rootfs/,
+  },
   { what: 'an unknown namespace type', mutate: (s) => (s.linux.namespaces.push({ type: 'bogusns' }), s), mentions: /namespace|bogusns/i },
   {
     what: 'memory limit is not a number',

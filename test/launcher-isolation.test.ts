@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -66,7 +66,13 @@ for (const name of selectedRuntimes()) {
         const { answer } = await ask(rt, env, ['read', p]);
         assert.equal(answer.ok, true, `${p}: ${JSON.stringify(answer)}`);
         assert.equal(answer.bytes, 0, `${p} is not masked inside the container`);
+        const st = (await ask(rt, env, ['stat', p])).answer;
+        assert.deepEqual([st.type, st.rdev], ['chr', '1:3'], `${p} is not /dev/null: ${JSON.stringify(st)}`);
       }
+      // A masked directory is an empty read-only tmpfs (when the host has one to hide).
+      const hostFirmware = readdirSync('/sys/firmware');
+      const inside = (await ask(rt, env, ['ls', '/sys/firmware'])).answer;
+      assert.deepEqual(inside.entries, [], `/sys/firmware shows ${JSON.stringify(inside)} (host: ${hostFirmware})`);
       assert.ok(readFileSync('/proc/timer_list', 'utf8').length > 0, 'host /proc/timer_list is empty: the check proves nothing');
     });
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { cgroupsMatching, ConformanceEnv, mountsMatching, processesWithEnv } from './support/conformance.js';
+import { cgroupsMatching, ConformanceEnv, cleanupGraceMs, eventuallyNone, mountsMatching, processesWithEnv } from './support/conformance.js';
 import { openRuntime, selectedRuntimes, type ConformanceRuntime } from './support/oci-runtimes.js';
 
 /** nsfs mounts (pinned namespaces) whose line mentions "jiffy". */
@@ -49,8 +49,8 @@ for (const name of selectedRuntimes()) {
       await env?.cleanup();
     });
 
-    async function assertNothingLeft(marker: string): Promise<void> {
-      assert.deepEqual(await cgroupsMatching(env.prefix), [], 'cgroups left behind');
+    async function assertNothingLeft(marker: string, graceMs: number): Promise<void> {
+      assert.deepEqual(await eventuallyNone(() => cgroupsMatching(env.prefix), graceMs), [], 'cgroups left behind');
       assert.deepEqual(await mountsMatching(env.prefix), [], 'mounts naming container ids left behind');
       assert.deepEqual(await mountsMatching(env.dir), [], 'mounts under the bundle dir left behind');
       assert.deepEqual(await processesWithEnv(marker), [], 'container processes left behind');
@@ -67,7 +67,7 @@ for (const name of selectedRuntimes()) {
       await own.close();
       for (const r of running) assert.equal((await r.wait()).signal, 'SIGKILL');
       assert.deepEqual(await processesWithEnv(marker), [], 'containers survived the server');
-      for (const id of ids) assert.deepEqual(await cgroupsMatching(id), [], `cgroup of ${id} left after close`);
+      for (const id of ids) assert.deepEqual(await eventuallyNone(() => cgroupsMatching(id), 0), [], `cgroup of ${id} left after close`);
     });
 
     test('many boots leave no mounts, cgroups, processes or namespaces', async () => {
@@ -80,14 +80,14 @@ for (const name of selectedRuntimes()) {
         const o = await rt.run(bundle, env.id());
         assert.equal(o.exitCode, 0, `boot ${i}: ${JSON.stringify(o)}`);
       }
-      await assertNothingLeft(marker);
+      await assertNothingLeft(marker, cleanupGraceMs(rt));
       if (rt.kind === 'cli') {
         const state = readdirSync(rt.stateRoot).filter((n) => n.includes(env.prefix));
         assert.deepEqual(state, [], 'state dirs left after run');
       }
       await rt.close();
       rt = undefined as unknown as ConformanceRuntime; // closed: after() must not close twice
-      await assertNothingLeft(marker);
+      await assertNothingLeft(marker, 0);
       assert.deepEqual(descendantsOf(process.pid), [], 'processes left under the test after close');
       const nsfsNew = [...jiffyNsfsMounts()].filter((m) => !nsfsBefore.has(m));
       assert.deepEqual(nsfsNew, [], 'pinned namespaces (nsfs mounts) left after close');

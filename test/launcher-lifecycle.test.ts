@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cgroupsMatching, cliSignalStatus, ConformanceEnv } from './support/conformance.js';
+import { cgroupsMatching, cliSignalStatus, ConformanceEnv, cleanupGraceMs, eventuallyNone } from './support/conformance.js';
 import { openRuntime, selectedRuntimes, waitForState, type ConformanceRuntime } from './support/oci-runtimes.js';
 
 /** Checks an OCI state document (runtime-spec runtime.md "State"). */
@@ -66,7 +66,7 @@ for (const name of selectedRuntimes()) {
       if (rt.kind === 'binding') assert.equal(o.signal, 'SIGKILL', JSON.stringify(o));
       else assert.equal(o.exitCode, cliSignalStatus('SIGKILL'), o.stderr);
       assert.equal(o.oomKilled ?? false, false);
-      assert.deepEqual(await cgroupsMatching(id), []);
+      assert.deepEqual(await eventuallyNone(() => cgroupsMatching(id), cleanupGraceMs(rt)), []);
     });
 
     test('stdout and stderr are kept apart', async () => {
@@ -112,7 +112,7 @@ for (const name of selectedRuntimes()) {
       assert.equal(forced.code, 0, forced.stderr);
       const o = await running.wait();
       assert.equal(o.exitCode, cliSignalStatus('SIGKILL'));
-      assert.deepEqual(await cgroupsMatching(id), []);
+      assert.deepEqual(await eventuallyNone(() => cgroupsMatching(id), cleanupGraceMs(rt)), []);
     });
 
     test('a duplicate id is refused while the first container exists', async (t) => {
@@ -152,6 +152,6 @@ async function lifecycle(rt: ConformanceRuntime, id: string, bundle: string, pid
   const gone = await rt.cli!(['state', id]);
   assert.notEqual(gone.code, 0, 'state of a deleted container must fail');
   assert.ok(!existsSync(path.join(rt.stateRoot, id)), 'state dir left after delete');
-  assert.deepEqual(await cgroupsMatching(id), [], 'cgroup left after delete');
+  assert.deepEqual(await eventuallyNone(() => cgroupsMatching(id), cleanupGraceMs(rt)), [], 'cgroup left after delete');
 }
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ask, cgroupFileOf, cgroupsMatching, cliSignalStatus, ConformanceEnv, probeAnswer } from './support/conformance.js';
+import { ask, cgroupFileOf, cgroupsMatching, cleanupGraceMs, eventuallyNone, cliSignalStatus, ConformanceEnv, probeAnswer } from './support/conformance.js';
 import { openRuntime, selectedRuntimes, type ConformanceRuntime } from './support/oci-runtimes.js';
 
 /** Capability bit numbers (linux/capability.h) for the caps these tests grant. */
@@ -39,7 +39,7 @@ for (const name of selectedRuntimes()) {
       } else {
         assert.equal(o.exitCode, cliSignalStatus('SIGKILL'), o.stderr);
       }
-      assert.deepEqual(await cgroupsMatching(id), [], 'cgroup left behind after the OOM kill');
+      assert.deepEqual(await eventuallyNone(() => cgroupsMatching(id), cleanupGraceMs(rt)), [], 'cgroup left behind after the OOM kill');
     });
 
     test('the memory limit lets a smaller allocation through', async () => {

@@ -38,7 +38,7 @@ int jl_cg_open(struct jl_cgroup *cg, enum jl_cg_mode mode, const char *name, str
 int jl_cg_rename(struct jl_cgroup *cg, const char *name, struct jl_err *err);
 bool jl_cg_can_rename(enum jl_cg_mode mode);
 int jl_cg_apply(struct jl_cgroup *cg, const struct jl_resources *res, struct jl_err *err);
-/* fds of cgroup.procs in every hierarchy; the child writes "0" to each to join. */
+/* fds of the join file (v1 tasks, v2 cgroup.procs) in every hierarchy; the child writes "0" to each. */
 int jl_cg_procs_fds(struct jl_cgroup *cg, int *fds, int *n, struct jl_err *err);
 int jl_cg_stats(struct jl_cgroup *cg, struct jl_cg_stats *st, struct jl_err *err);
 int jl_cg_freeze(struct jl_cgroup *cg, bool frozen, struct jl_err *err);

@@ -31,6 +31,7 @@ struct jl_spawn {
   int extra_clone_flags;              /* CLONE_PARENT when a spawner clones for the server */
   bool netns_ready;                  /* the caller already sits in a fresh netns with lo up: keep it */
   bool die_with_parent;              /* PR_SET_PDEATHSIG(SIGKILL): no container outlives its server */
+  const char *oom_score_default;     /* written when the process sets no oomScoreAdj, or NULL */
 };
 
 /* Start the container process. *pid is the child (pid 1 of its namespace when NEWPID). */

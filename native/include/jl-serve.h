@@ -4,34 +4,28 @@
 
 #include "jl-cli.h"
 
-/* A spawner is a process forked from the server ahead of time (when the server is idle). It has
- * already paid for the two expensive steps that cannot be done from the boot path cheaply:
- *   - joining its cgroup: on cgroup v1 an attach takes cgroup_threadgroup_rwsem for writing, a
- *     percpu rwsem whose writer waits for an RCU grace period once the lock has gone idle —
- *     measured 5-15 ms here, more than everything else in a boot together. Processes cloned by
- *     the spawner are born in the cgroup instead (fork takes only the read side).
- *   - creating a network namespace (and bringing lo up). Each netns serves one container and dies
- *     with it: a used netns is never handed to another container, because nothing proves that
- *     its state (routes, sockets in TIME_WAIT, sysctls, interfaces) was fully reset.
- * On `boot` it clones the container init with CLONE_PARENT, so the init is the server's child
- * (the server reaps it and gets its status); the spawner then stays in the container's cgroup as
- * its exec helper, cloning exec'd processes the same way, until the container is gone. */
-struct jl_spawner {
-  pid_t pid;
-  int sock;                 /* SOCK_SEQPACKET to the spawner */
-  struct jl_cgroup cg;      /* jiffy/.pool-<server pid>-<n> until renamed to the container id (v1) */
-  bool reaped;
+/* Pools (serve-pool.c): what a boot needs that can be made before the boot request arrives.
+ *   - cgroups: jiffy/.pool-<server pid>-<n> in every hierarchy with their join files already
+ *     open; a boot renames one to jiffy/<id> (v1; cgroup2 has no rename, so there it keeps its
+ *     pool name) and writes the limits. A used cgroup is removed, never recycled: memcg keeps
+ *     page-cache charges and counters (oom_kill, max_usage) from its previous tenant.
+ *   - network namespaces with lo up. A netns serves one container and is never handed to
+ *     another, because nothing proves that its state (routes, sockets in TIME_WAIT, sysctls,
+ *     interfaces) was reset: the pool holds only fresh ones, and our fd is closed right after
+ *     the container joined, so the netns dies with the container. */
+struct jl_pooled_cg {
+  struct jl_cgroup cg;
+  int fds[JL_CG_MAXH]; int nfds;   /* join files (tasks / cgroup.procs) */
 };
 
-int jl_spawner_create(struct jl_spawner *sp, enum jl_cg_mode mode, unsigned seq, int hostnet_fd, struct jl_err *err);
-/* Ask the spawner to boot (kind 'B', json {config,bundle,rootfsOverlay}) or exec (kind 'E',
- * json {process}); stdio are the three fds the new process gets. Blocks for the reply. */
-int jl_spawner_request(struct jl_spawner *sp, char kind, const char *json, size_t len, const int stdio[3], pid_t *pid, struct jl_err *err);
-/* Stop the spawner (SIGKILL + reap unless already reaped); keeps the cgroup. */
-void jl_spawner_stop(struct jl_spawner *sp);
+int jl_pool_cg_create(struct jl_pooled_cg *p, enum jl_cg_mode mode, unsigned seq, struct jl_err *err);
+void jl_pool_cg_close_fds(struct jl_pooled_cg *p);
+/* Kill what is left in it, remove it, close everything. */
+void jl_pool_cg_discard(struct jl_pooled_cg *p);
+/* A fresh network namespace with lo up; the caller stays in (returns to) hostnet. */
+int jl_pool_netns_create(int hostnet, int *fd, struct jl_err *err);
 /* Remove jiffy/.pool-<pid>-* cgroups left by servers that are no longer running. */
-void jl_spawner_cleanup_stale(enum jl_cg_mode mode);
-
+void jl_pool_cleanup_stale(enum jl_cg_mode mode);
 
 /* ---- frames (serve-io.c) ---- */
 enum {

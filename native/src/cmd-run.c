@@ -39,6 +39,10 @@ static int prepare(struct jl_cli *c, const char *id, struct prepared *p, struct 
   if (jl_config_load(p->bundle, &p->cfg, err) < 0) return -1;
   if (jl_state_dir(c->root, id, p->dir, sizeof p->dir, err) < 0) return -1;
   if (jl_mkdir_p(c->root, err) < 0) return -1;
+  char stale[PATH_MAX + 16];
+  snprintf(stale, sizeof stale, "%s/state.json", p->dir);
+  /* A state dir without state.json is what a launcher killed mid-create leaves: reclaim it. */
+  if (access(p->dir, F_OK) == 0 && access(stale, F_OK) < 0) jl_state_remove(c->root, id, err);
   if (mkdir(p->dir, 0700) < 0) {
     if (errno == EEXIST) return jl_fail(err, "already_exists", "container %s already exists (%s)", id, p->dir);
     return jl_syserr(err, "mkdir %s", p->dir);

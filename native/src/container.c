@@ -67,7 +67,7 @@ static void trace(const char *what) {
   if (!on) return;
   uint64_t now = jl_now_us();
   if (!trace_t0) trace_t0 = now;
-  dprintf(trace_fd, "jiffy-launch child %d: %s +%llu us\n", getpid(), what, (unsigned long long)(now - trace_t0));
+  dprintf(trace_fd, "jiffy-launch child %d: %s +%llu us (at %llu)\n", getpid(), what, (unsigned long long)(now - trace_t0), (unsigned long long)now);
 }
 
 static int boot_setup(struct child_arg *a, struct jl_err *err) {
@@ -111,6 +111,9 @@ static int child_run(struct child_arg *a, struct jl_err *err) {
   /* Ignored signals stay ignored across exec; the server ignores SIGPIPE for itself only. */
   signal(SIGPIPE, SIG_DFL);
   if (setup_stdio(s, err) < 0 || join_cgroup(s, err) < 0 || jl_process_oom_score(s->proc, err) < 0) return -1;
+  if (!s->proc->has_oom_score_adj && s->oom_score_default &&
+      jl_write_file_at(AT_FDCWD, "/proc/self/oom_score_adj", s->oom_score_default, err) < 0)
+    return -1;
   if (s->join_pidfd >= 0) {
     /* exec into a running container: one setns over the pidfd joins all its namespaces at once
      * (Linux >= 5.8); after the mount namespace switch, root and cwd are that namespace's root. */
@@ -206,7 +209,7 @@ int jl_spawn(struct jl_spawn *s, pid_t *pid, struct jl_err *err) {
   uint64_t t = jl_now_us();
   *pid = clone(child_main, child_stack + sizeof child_stack, clone_flags(s), &a);
   int clone_errno = errno;
-  if (getenv("JIFFY_LAUNCH_TRACE")) dprintf(2, "jiffy-launch spawn: clone until exec %llu us\n", (unsigned long long)(jl_now_us() - t));
+  if (getenv("JIFFY_LAUNCH_TRACE")) dprintf(2, "jiffy-launch spawn: clone at %llu, until exec %llu us\n", (unsigned long long)t, (unsigned long long)(jl_now_us() - t));
   leave_pid_ns(saved_pidns);
   close(p[1]);
   if (*pid < 0) {

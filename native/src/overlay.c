@@ -72,9 +72,22 @@ static int mount_legacy(const struct jl_overlay *ov, const char *target, struct 
   return r;
 }
 
+static int ro_bind(const struct jl_overlay *ov, const char *target, struct jl_err *err) {
+  char buf[PATH_MAX];
+  const char *src = abs_path(ov->lower[0], ov->cwd, buf, sizeof buf);
+  cleanup_fd int t = open_tree(AT_FDCWD, src, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+  if (t < 0) return jl_syserr(err, "open_tree %s", src);
+  struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+  if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0) return jl_syserr(err, "mount_setattr %s", src);
+  if (move_mount(t, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0) return jl_syserr(err, "move_mount %s to %s", src, target);
+  return 0;
+}
+
 int jl_overlay_mount(const struct jl_overlay *ov, const char *target, struct jl_err *err) {
   if (ov->nlower == 0) return jl_fail(err, "invalid_argument", "overlay on %s: at least one lower layer is required", target);
   if (!ov->upper != !ov->work) return jl_fail(err, "invalid_argument", "overlay on %s: upper and work go together", target);
+  /* overlayfs wants two lowers when there is no upper; one read-only layer is a read-only bind. */
+  if (ov->nlower == 1 && !ov->upper) return ro_bind(ov, target, err);
   if (mount_new_api(ov, target, err) == 0) return 0;
   /* ENOSYS: no new mount API; EINVAL on "lowerdir+": kernel older than 6.8. Other errors are real. */
   if (err->errnum != ENOSYS && !(err->errnum == EINVAL && strstr(err->msg, "lowerdir+")))

@@ -29,7 +29,10 @@
  *   ping          -> {version, cgroupMode}
  *
  * Shutdown (stdin EOF, SIGTERM, SIGINT): kill every container (thawing frozen ones first), reap
- * them, send their exit frames, remove their cgroups and the spawner pool, exit 0.
+ * them, send their exit frames, remove their cgroups and the pools, exit 0.
+ *
+ * A boot is one vfork-style clone from this process (container.c) with a pooled cgroup and a
+ * pooled network namespace (serve-pool.c); nothing else on the boot path touches /sys or /proc.
  */
 #include "jl-serve.h"
 
@@ -63,8 +66,9 @@ struct proc {
 
 struct ctr {
   char id[256];
-  struct jl_spawner sp;
+  struct jl_pooled_cg pc;
   pid_t init;
+  int pidfd;
   bool paused;
   struct ctr *next;
 };
@@ -75,7 +79,8 @@ static struct {
   struct jl_buf in;
   struct proc **procs; size_t nprocs;    /* slot index is the epoll tag */
   struct ctr *ctrs;
-  struct jl_spawner pool[POOL_TARGET]; int npool;
+  struct jl_pooled_cg cgpool[POOL_TARGET]; int ncgpool;
+  int netpool[POOL_TARGET]; int nnetpool;
   unsigned seq;
   bool throttled, stopping;
   uint64_t refill_after_us;  /* back-off after a failed refill */
@@ -211,7 +216,7 @@ static struct proc *add_proc(uint32_t handle, pid_t pid, struct ctr *c, const in
   return p;
 }
 
-/* Pipes for the three stdio streams: child ends go to the spawner, parent ends stay here
+/* Pipes for the three stdio streams: child ends go to the new process, parent ends stay here
  * (non-blocking). "null" connects /dev/null instead. */
 static int make_stdio(json_t *req, int child[3], int parent[3], struct jl_err *err) {
   static const char *const keys[3] = {"stdin", "stdout", "stderr"};
@@ -233,19 +238,20 @@ static void close_stdio(int fds[3]) {
   for (int i = 0; i < 3; i++) if (fds[i] >= 0 && fds[i] != S.devnull) close(fds[i]);
 }
 
-static int take_spawner(struct jl_spawner *sp, struct jl_err *err) {
-  if (S.npool > 0) {
-    *sp = S.pool[0];
-    memmove(S.pool, S.pool + 1, (size_t)--S.npool * sizeof *S.pool);
+static int take_cgroup(struct jl_pooled_cg *pc, struct jl_err *err) {
+  if (S.ncgpool > 0) {
+    *pc = S.cgpool[--S.ncgpool];
     return 0;
   }
-  return jl_spawner_create(sp, S.mode, S.seq++, S.hostnet, err);  /* pool empty: pay on the boot path */
+  return jl_pool_cg_create(pc, S.mode, S.seq++, err);  /* pool empty: pay on the boot path */
 }
 
-static void discard_spawner(struct jl_spawner *sp) {
-  jl_spawner_stop(sp);
-  jl_cg_kill_all(&sp->cg);
-  jl_cg_destroy(&sp->cg, &(struct jl_err){0});
+static int take_netns(int *fd, struct jl_err *err) {
+  if (S.nnetpool > 0) {
+    *fd = S.netpool[--S.nnetpool];
+    return 0;
+  }
+  return jl_pool_netns_create(S.hostnet, fd, err);
 }
 
 static int check_overlay(json_t *ov, struct jl_err *err) {

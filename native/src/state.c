@@ -76,7 +76,7 @@ int jl_state_read(const char *root, const char *id, struct jl_state *st, struct 
   st->pid = pid;
   st->start_time = (unsigned long long)start;
   st->ns_flags = flags;
-  st->annotations = ann ? json_incref(ann) : NULL;
+  st->annotations = json_is_object(ann) ? json_incref(ann) : NULL;
   json_decref(j);
   snprintf(path, sizeof path, "%s/exec.fifo", dir);
   st->created = access(path, F_OK) == 0;

@@ -130,7 +130,7 @@ export class ContainerManager {
       id, name, created: new Date().toISOString(), image: opts.image, imageId: image.id,
       path: argv[0], args: argv.slice(1), options: opts,
       process: { env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-      state: { status: 'created' }, runtimeId: id, runtime, cgroupPath, imageConfig: image.config,
+      state: { status: 'created' }, runtimeId: id, runtime, cgroupPath, bundle: this.records.path(id), imageConfig: image.config,
     };
   }
 
@@ -276,11 +276,11 @@ export class ContainerManager {
   /** Run `cmd` inside a running container (see ./exec.ts); `user` names resolve via its rootfs. */
   async exec(idOrName: string, cmd: string[], opts: ExecOptions & { user?: string } = {}): Promise<ExecResult> {
     const rec = await this.get(idOrName);
-    let ids: { uid?: number; gid?: number } = {};
+    let ids: { uid?: number; gid?: number; additionalGids?: number[] } = {};
     if (opts.user) {
       const snap = await this.snapshots.get(rec.id);
       const u = await resolveUser(snap.merged, opts.user);
-      ids = { uid: u.uid, gid: u.gid };
+      ids = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids };
     }
     return execInContainer(rec, cmd, { ...opts, ...ids });
   }

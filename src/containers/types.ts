@@ -90,6 +90,8 @@ export interface ContainerRecord {
   runtimeId: string;
   runtime: RuntimeProfile;
   cgroupPath: string;
+  /** The bundle directory (its config.json is what the runtime ran); absent in older records. */
+  bundle?: string;
   /** The image config at create time (used by commit for created_by and the new config). */
   imageConfig: ImageConfig;
 }

@@ -105,6 +105,11 @@ export class Launcher {
     child.once('exit', (code, signal) => this.onServerExit(code, signal));
   }
 
+  /** Pid of the server process (diagnostics and tests). */
+  get serverPid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** Spawn `jiffy-launch serve` and check that it answers. */
   static async start(opts: LauncherOptions = {}): Promise<Launcher> {
     const bin = opts.binary ?? launcherBinary();

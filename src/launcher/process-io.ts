@@ -102,7 +102,9 @@ export class ProcessIo {
   fail(err: JiffyError): void {
     if (this.done) return;
     this.finish();
-    for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.destroy(err);
+    // End (not destroy with an error) the streams: an 'error' nobody listens for would crash the
+    // caller; the rejected wait() is where the failure is reported.
+    for (const s of [this.stdout, this.stderr]) if (s && !s.readableEnded) s.push(null);
     this.rejectExit(err);
   }
 

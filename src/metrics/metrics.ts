@@ -73,7 +73,7 @@ export function outcomeLabel(o: Pick<InvocationOutcome, 'ok' | 'error'>): Outcom
 export function createMetrics(o: MetricsOptions = {}): Metrics {
   const registry = o.registry ?? new Registry();
   const registers = [registry];
-  const invocations = new Counter({ name: 'jiffy_invocations_total', help: 'Invocations finished, by function and outcome', labelNames: ['function', 'outcome'], registers });
+  const invocations = new Counter({ name: 'jiffy_invocations_total', help: 'Invocation attempts finished, by function and outcome (a retried async invocation counts once per attempt)', labelNames: ['function', 'outcome'], registers });
   const duration = new Histogram({ name: 'jiffy_invocation_duration_seconds', help: 'Invocation time by phase (queue_wait, boot, init, handler, total) and start (cold|warm)', labelNames: ['function', 'phase', 'start'], buckets: BUCKETS, registers });
   const explicit = new Map<string, { warm: number; busy: number }>();
   const inflight = new Map<string, number>();

@@ -4,7 +4,7 @@
  * symlinks are followed in scope — an absolute target restarts at the sandbox root), and the
  * file is then opened with O_NOFOLLOW and its real path re-checked through /proc/self/fd: if
  * the sandbox swapped a directory for a symlink between our check and our open (CVE-2018-15664
- * class), the open lands outside the root, the check sees it, and nothing is read or truncated.
+ * class), the open lands outside the root, the check sees it, and nothing is read or written.
  */
 import { constants as C } from 'node:fs';
 import crypto from 'node:crypto';

@@ -79,7 +79,7 @@ export class SandboxManager {
     if (every > 0) {
       this.timer = setInterval(() => void this.reap(), every);
       this.timer.unref();
-      setImmediate(() => void this.reap());
+      setImmediate(() => void (this.timer && this.reap()));
     }
   }
 

@@ -77,7 +77,6 @@ export class TriggerService {
     });
     await this.sub.subscribe(this.o.keys.controlChannel());
     this.cronQueue = new Queue(this.tk.cronQueue(), { connection: this.o.redis, prefix: this.tk.cronPrefix() });
-    this.cronWorker = this.newWorker(this.tk.cronQueue(), this.tk.cronPrefix(), (job) => this.onSchedule(job));
     await this.resync();
     this.timer = setInterval(() => void this.resync(), this.o.resyncMs ?? 30_000);
     this.timer.unref();
@@ -103,6 +102,9 @@ export class TriggerService {
     for (const [q, w] of this.workers) {
       if (!this.subs.queues.has(q)) { this.workers.delete(q); await w.close(); }
     }
+    // The schedule worker starts with the first schedule (one blocking connection less until then)
+    // and then stays: jobs a scheduler already queued are skipped by onSchedule if it went away.
+    if (this.subs.schedules.size && !this.cronWorker) this.cronWorker = this.newWorker(this.tk.cronQueue(), this.tk.cronPrefix(), (job) => this.onSchedule(job));
     await this.syncSchedulers();
   }
 

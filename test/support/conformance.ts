@@ -146,3 +146,22 @@ export async function cgroupFileOf(pid: number, ctrl: string, v1file: string, v2
   const base = existsSync('/sys/fs/cgroup/unified') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup';
   return (await fs.readFile(path.join(base, v2[2], v2file), 'utf8')).trim();
 }
+
+/**
+ * Poll `find` until it returns nothing, for at most `graceMs` (a hang guard, not a timing
+ * assertion): jiffy-serve reports a container's exit first and removes its cgroup right after,
+ * off the boot/exit path. Returns what is still there when the grace runs out.
+ */
+export async function eventuallyNone<T>(find: () => Promise<T[]>, graceMs = 5000): Promise<T[]> {
+  const deadline = Date.now() + graceMs;
+  for (;;) {
+    const left = await find();
+    if (left.length === 0 || Date.now() >= deadline) return left;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Grace for {@link eventuallyNone}: CLIs clean up before they exit, the fork-server just after. */
+export function cleanupGraceMs(rt: { kind: 'cli' | 'binding' }): number {
+  return rt.kind === 'binding' ? 5000 : 0;
+}

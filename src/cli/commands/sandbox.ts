@@ -95,7 +95,7 @@ function lsRows(list: Sandbox[]): string[][] {
 }
 
 export function register(program: Command): void {
-  const sb = program.command('sandbox').description('ephemeral test environments: create, exec, cp, snapshot, fork');
+  const sb = program.command('sandbox').description('ephemeral test environments: create, exec, cp, snapshot, fork').enablePositionalOptions();
   withCreateFlags(sb.command('create').description('create sandboxes (prints their ids)').option('-i, --image <image>', 'image (default busybox:latest)'))
     .action(async (f: CreateFlags) => printSandboxes(await (await manager()).create(createOpts(f)), f.json));
   withCreateFlags(sb.command('fork').description('create sandboxes from a snapshot (each with its own upper dir)').argument('<snapshot>'))
@@ -130,14 +130,18 @@ export function register(program: Command): void {
     });
   sb.command('serve').description('serve the sandbox HTTP API (no Redis needed); reaps expired sandboxes')
     .option('-p, --port <port>', 'TCP port', '8090').option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--pool <n>', 'keep N booted sandboxes ready per configuration in use (the default image is warmed at start)', '0')
     .action(serveCmd);
 }
 
-async function serveCmd(o: { port: string; host: string }): Promise<void> {
+async function serveCmd(o: { port: string; host: string; pool: string }): Promise<void> {
   const log = createLogger('jiffy-sandbox');
   const store = await ImageStore.open(defaultRoot());
   const containers = new ContainerManager({ store, log });
-  const sm = new SandboxManager({ containers, store, log });
+  const size = Number(o.pool);
+  if (!Number.isInteger(size) || size < 0) throw new JiffyError('invalid_argument', `--pool needs a whole number, got ${JSON.stringify(o.pool)}`);
+  const sm = new SandboxManager({ containers, store, log, pool: { size } });
+  if (size > 0) await sm.warm().catch((e) => log.warn({ err: e }, 'could not warm the default image; sandboxes will boot on demand'));
   const server = await serveSandboxes(sm, { port: Number(o.port), host: o.host });
   console.log(`sandbox API on ${server.url}/v1/sandboxes`);
   await new Promise<void>((resolve) => {

@@ -1,0 +1,144 @@
+/**
+ * Binding-level tests of the other server ops: exec into a running container, pause/resume,
+ * stats, overlay mounts (host namespace, one-shot CLI, and rootfsOverlay inside a container),
+ * server death and leak-free close.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Readable } from 'node:stream';
+import { hasCode } from '../errors.js';
+import { Launcher } from './launcher.js';
+import { defaultSpec } from './oci-spec.js';
+import { mountOverlay, umount } from './oneshot.js';
+import { cgroupsMatching, eventually, freezerState, mountsUnder, processAlive, tempRootfs, uniqueId } from './test-support.js';
+
+function collect(s: Readable | null): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    s!.on('data', (c: Buffer) => chunks.push(c));
+    s!.on('error', reject);
+    s!.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
+}
+
+describe('Launcher ops', () => {
+  let l: Launcher;
+  let dir: string;
+  let rootfs: string;
+  const tag = uniqueId('ops');
+  const spec = (args: string[]) => defaultSpec({ args, rootPath: rootfs, hostname: 'opsbox', memoryBytes: 64 << 20, pidsLimit: 64 });
+
+  before(async () => {
+    ({ dir, rootfs } = await tempRootfs('jiffy-launcher-ops'));
+    l = await Launcher.start();
+  });
+  after(async () => {
+    await l?.close();
+    for (const m of mountsUnder(dir).reverse()) await umount(m, { detach: true }).catch(() => undefined);
+    assert.deepEqual(cgroupsMatching(tag), [], 'cgroups left behind');
+    assert.deepEqual(mountsUnder(dir), [], 'mounts left behind');
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  test('exec joins the running container: namespaces, root, cgroup; exit code comes back', async () => {
+    const id = `${tag}-exec`;
+    const init = await l.boot({ id, config: spec(['/bin/sh', '-c', 'echo ready > /tmp/mark; exec sleep 100']) });
+    await eventually(() => existsSync(path.join(rootfs, 'tmp', 'mark')), 'container wrote its mark');
+    const e = await l.exec(id, { args: ['/bin/sh', '-c', 'hostname; cat /tmp/mark; cat /proc/1/cmdline | tr "\\0" " "; echo; exit 7'], env: ['PATH=/bin'], cwd: '/tmp' });
+    const out = collect(e.stdout);
+    const st = await e.wait();
+    assert.equal(st.exitCode, 7);
+    assert.equal(await out, 'opsbox\nready\nsleep 100 \n');
+    const stats = await l.stats(id);
+    assert.equal(stats.pids, 1, 'only the init is left after the exec exited');
+    assert.ok(stats.memoryBytes > 0);
+    await init.kill('SIGKILL');
+    assert.equal((await init.wait()).signal, 'SIGKILL');
+    await assert.rejects(l.exec(id, { args: ['/bin/true'] }), (err: Error) => hasCode(err, 'not_found'));
+  });
+
+  test('pause freezes the container and resume thaws it', async () => {
+    const id = `${tag}-pause`;
+    const h = await l.boot({ id, config: spec(['/bin/sh', '-c', 'while :; do echo tick; sleep 0.01; done']), stdout: 'null' });
+    await l.pause(id);
+    assert.equal(freezerState(id), 'FROZEN');
+    await assert.rejects(l.exec(id, { args: ['/bin/true'] }), (err: Error) => hasCode(err, 'failed_precondition'));
+    await l.resume(id);
+    assert.equal(freezerState(id), 'THAWED');
+    await h.kill('SIGKILL');
+    await h.wait();
+  });
+
+  test('mountOverlay/umount in the host namespace, through the server and one-shot', async () => {
+    const base = path.join(dir, 'ov');
+    for (const d of ['l1', 'l2', 'up', 'wk', 'm1', 'm2', 'up2', 'wk2']) await fs.mkdir(path.join(base, d), { recursive: true });
+    await fs.writeFile(path.join(base, 'l1', 'a'), 'from l1');
+    await fs.writeFile(path.join(base, 'l2', 'a'), 'from l2');
+    await fs.writeFile(path.join(base, 'l2', 'b'), 'only l2');
+    const m1 = path.join(base, 'm1');
+    await l.mountOverlay({ lower: ['l1', 'l2'], upper: 'up', work: 'wk', cwd: base, target: m1 });
+    assert.equal(readFileSync(path.join(m1, 'a'), 'utf8'), 'from l1', 'the first lower layer wins');
+    assert.equal(readFileSync(path.join(m1, 'b'), 'utf8'), 'only l2');
+    await fs.writeFile(path.join(m1, 'c'), 'new');
+    assert.equal(readFileSync(path.join(base, 'up', 'c'), 'utf8'), 'new', 'writes land in the upper dir');
+    await l.umount(m1);
+    const m2 = path.join(base, 'm2');
+    await mountOverlay({ lower: [path.join(base, 'l2')], target: m2, readonly: true });
+    assert.equal(readFileSync(path.join(m2, 'b'), 'utf8'), 'only l2');
+    await assert.rejects(fs.writeFile(path.join(m2, 'x'), 'y'), /EROFS/);
+    await umount(m2);
+    assert.deepEqual(mountsUnder(base), []);
+    await assert.rejects(l.umount(m2), (err: Error) => hasCode(err, 'invalid_argument'));
+    await assert.rejects(mountOverlay({ lower: [path.join(base, 'nope')], target: m2 }), (err: Error) => hasCode(err, 'not_found'));
+  });
+
+  test('rootfsOverlay is mounted inside the container and dies with it', async () => {
+    const base = path.join(dir, 'rov');
+    for (const d of ['up', 'wk', 'merged']) await fs.mkdir(path.join(base, d), { recursive: true });
+    const config = spec(['/bin/sh', '-c', 'echo written > /hello; ls /bin/busybox']);
+    config.root.path = path.join(base, 'merged');
+    const h = await l.boot({ id: `${tag}-rov`, config, rootfsOverlay: { lower: [rootfs], upper: path.join(base, 'up'), work: path.join(base, 'wk') } });
+    const out = collect(h.stdout);
+    assert.equal((await h.wait()).exitCode, 0);
+    assert.equal(await out, '/bin/busybox\n');
+    assert.equal(readFileSync(path.join(base, 'up', 'hello'), 'utf8'), 'written\n');
+    assert.deepEqual(mountsUnder(base), [], 'the overlay was mounted in the host namespace');
+  });
+
+  test('close() kills running containers and removes their cgroups', async () => {
+    const l2 = await Launcher.start();
+    const id = `${tag}-close`;
+    const h = await l2.boot({ id, config: spec(['/bin/sleep', '1000']) });
+    assert.equal(cgroupsMatching(id).length > 0, true);
+    const waited = h.wait();
+    await l2.close();
+    assert.equal((await waited).signal, 'SIGKILL');
+    assert.equal(processAlive(h.pid), false);
+    assert.deepEqual(cgroupsMatching(id), []);
+    await assert.rejects(l2.boot({ id, config: spec(['/bin/true']) }), (err: Error) => hasCode(err, 'unavailable'));
+  });
+
+  test('a dead server fails pending calls with unavailable and takes its containers along', async () => {
+    const l3 = await Launcher.start();
+    const h = await l3.boot({ id: `${tag}-death`, config: spec(['/bin/sleep', '1000']) });
+    process.kill(l3.serverPid!, 'SIGKILL');
+    await assert.rejects(h.wait(), (err: Error) => hasCode(err, 'unavailable') && /launcher server stopped/.test(err.message));
+    await assert.rejects(l3.stats(`${tag}-death`), (err: Error) => hasCode(err, 'unavailable'));
+    await eventually(() => !processAlive(h.pid), 'container died with its server (parent-death signal)');
+    await l3.close();
+    // The cgroups of a killed server are its only leftovers; remove them like a restart would.
+    for (const cg of cgroupsMatching(`${tag}-death`)) {
+      await eventually(() => {
+        try {
+          rmdirSync(cg);
+          return true;
+        } catch {
+          return false;
+        }
+      }, `rmdir ${cg}`);
+    }
+  });
+});
