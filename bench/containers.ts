@@ -34,12 +34,23 @@ async function cliRuns(root: string): Promise<Percentiles> {
   return percentiles(samples);
 }
 
-async function cliStartup(root: string): Promise<Percentiles> {
+/** A CLI call that does almost no work: its time is node start-up plus module loading. */
+async function cliStartup(root: string, args: string[]): Promise<Percentiles> {
   const bin = path.join(repoRoot(), 'bin', 'jiffy');
   const samples: number[] = [];
   for (let i = 0; i < Math.min(reps, 10); i++) {
     const t0 = process.hrtime.bigint();
-    spawnSync(bin, ['--help'], { env: { ...process.env, JIFFY_ROOT: root }, stdio: 'ignore' });
+    spawnSync(bin, args, { env: { ...process.env, JIFFY_ROOT: root }, stdio: 'ignore' });
+    samples.push(msSince(t0));
+  }
+  return percentiles(samples);
+}
+
+async function nodeStartup(): Promise<Percentiles> {
+  const samples: number[] = [];
+  for (let i = 0; i < Math.min(reps, 10); i++) {
+    const t0 = process.hrtime.bigint();
+    spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore' });
     samples.push(msSince(t0));
   }
   return percentiles(samples);
@@ -82,7 +93,9 @@ async function main(): Promise<void> {
     const results: Record<string, Percentiles> = {};
     log('jiffy run --rm busybox true (CLI, end to end)…');
     results['cli: jiffy run --rm busybox true'] = await cliRuns(root);
-    results['cli: jiffy --help (startup only)'] = await cliStartup(root);
+    results['cli: jiffy --help (startup, every group)'] = await cliStartup(root, ['--help']);
+    results['cli: jiffy ps -q (startup, containers group)'] = await cliStartup(root, ['ps', '-q']);
+    results['node -e 0 (bare node start-up)'] = await nodeStartup();
     log('in-process runs…');
     results['in-process: run --rm busybox true'] = await inProcessRuns(mgr, 'busybox', reps);
     log('commits…');

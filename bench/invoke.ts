@@ -69,32 +69,40 @@ function phases(h: http.IncomingHttpHeaders): Record<string, number> {
   return out;
 }
 
+/** Per-phase medians of a set of replies; `outside` = client-measured time the worker did not see (HTTP + gateway + reply). */
+function phaseMedians(replies: Reply[]): Row {
+  const ph: Record<string, number[]> = { queue: [], boot: [], init: [], handler: [], outside: [] };
+  for (const r of replies) {
+    for (const [k, v] of Object.entries(phases(r.headers))) ph[k]?.push(v);
+    ph.outside!.push(r.ms - Number(r.headers['x-jiffy-duration-ms'] ?? 0));
+  }
+  const med = (k: string) => percentiles(ph[k]!).p50_ms;
+  return { queue_p50_ms: med('queue'), boot_p50_ms: med('boot'), init_p50_ms: med('init'), handler_p50_ms: med('handler'), outside_p50_ms: med('outside') };
+}
+
 async function warm(url: string, n: number, conc: number): Promise<Row> {
   for (let i = 0; i < 200; i++) await invoke(url, 'bench-warm');
-  const samples: number[] = [];
+  const replies: Reply[] = [];
   const per = Math.ceil(n / conc);
   const t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: conc }, async () => {
-    for (let i = 0; i < per; i++) samples.push((await invoke(url, 'bench-warm')).ms);
+    for (let i = 0; i < per; i++) replies.push(await invoke(url, 'bench-warm'));
   }));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const p = percentiles(samples);
-  return { p50_ms: p.p50_ms, p99_ms: p.p99_ms, mean_ms: p.mean_ms, n: p.n, rps: Math.round(samples.length / secs), queue_p50_ms: '', boot_p50_ms: '', init_p50_ms: '', handler_p50_ms: '' };
+  const p = percentiles(replies.map((r) => r.ms));
+  return { p50_ms: p.p50_ms, p99_ms: p.p99_ms, mean_ms: p.mean_ms, n: p.n, rps: Math.round(replies.length / secs), ...phaseMedians(replies) };
 }
 
 async function cold(url: string, name: string, n: number, idleWaitMs: number): Promise<Row> {
-  const total: number[] = [];
-  const ph: Record<string, number[]> = { queue: [], boot: [], init: [], handler: [] };
+  const replies: Reply[] = [];
   for (let i = 0; i < n; i++) {
     if (idleWaitMs) await new Promise((r) => setTimeout(r, idleWaitMs));
     const r = await invoke(url, name);
     if (r.headers['x-jiffy-cold-start'] !== 'true') throw new Error(`${name}: call ${i} was not a cold start; the idle wait is too short`);
-    total.push(r.ms);
-    for (const [k, v] of Object.entries(phases(r.headers))) ph[k]?.push(v);
+    replies.push(r);
   }
-  const p = percentiles(total);
-  const med = (k: string) => percentiles(ph[k]!).p50_ms;
-  return { p50_ms: p.p50_ms, p99_ms: p.p99_ms, mean_ms: p.mean_ms, n: p.n, rps: '', queue_p50_ms: med('queue'), boot_p50_ms: med('boot'), init_p50_ms: med('init'), handler_p50_ms: med('handler') };
+  const p = percentiles(replies.map((r) => r.ms));
+  return { p50_ms: p.p50_ms, p99_ms: p.p99_ms, mean_ms: p.mean_ms, n: p.n, rps: '', ...phaseMedians(replies) };
 }
 
 async function main(): Promise<void> {
@@ -115,10 +123,14 @@ async function main(): Promise<void> {
     results.cold_exec = await cold(url, 'bench-exec', nCold * 2, 0);
     results.cold_node = await cold(url, 'bench-cold', nCold, 250);
     printResults(results, {
-      json: wantsJson(),
+      json: false,
       title: `HTTP invoke through jiffy up (gateway → BullMQ → worker → container), ${os.cpus().length} cores`,
-      notes: ['Targets: warm p50 ≤ 3 ms, p99 ≤ 10 ms, ≥ 1500 warm invocations/s; cold exec p50 ≤ 15 ms. Phase columns are medians from the Server-Timing header (queue = enqueue → worker start).'],
+      notes: ['Targets: warm p50 ≤ 3 ms, p99 ≤ 10 ms, ≥ 1500 warm invocations/s; cold exec p50 ≤ 15 ms. Phase columns are medians from the Server-Timing header: queue = gateway enqueue → worker starts the job (slot check, BullMQ add, pickup); boot = container boot through the launcher; init = runtime shim start + handler load; handler = request → reply over the instance pipe; outside = client latency the worker did not see (HTTP, gateway, result back by pub/sub).'],
     });
+    if (wantsJson()) {
+      const clean = Object.fromEntries(Object.entries(results).map(([k, r]) => [k, Object.fromEntries(Object.entries(r).filter(([, v]) => v !== ''))]));
+      console.log(JSON.stringify(clean));
+    }
   } finally {
     child.kill('SIGTERM');
     await exited;

@@ -38,8 +38,8 @@ cleanup() {
     wait "$UP_PID" || true
   fi
   if grep -q " $ROOT" /proc/self/mounts; then echo "demo: mounts left under $ROOT:" >&2; grep " $ROOT" /proc/self/mounts >&2; fi
-  [ -n "$KEEP_ROOT" ] || rm -rf "$ROOT"
   rm -f "$UPLOG"
+  [ -n "$KEEP_ROOT" ] || rm -rf "$ROOT" || true
 }
 trap cleanup EXIT
 for _ in $(seq 1 200); do grep -q 'jiffy is up' "$UPLOG" && break; kill -0 "$UP_PID" 2>/dev/null || { cat "$UPLOG" >&2; exit 1; }; sleep 0.05; done

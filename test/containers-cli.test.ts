@@ -57,6 +57,14 @@ describe('containers: CLI', () => {
     const inspect = JSON.parse(jiffy('container', 'inspect', 'cli-web').out) as Array<{ id: string; state: { status: string; exitCode: number } }>;
     assert.equal(inspect[0].id, id);
     assert.equal(inspect[0].state.status, 'exited');
+    // Plain `inspect` falls back to the container when no image has that name (or id prefix).
+    const byName = JSON.parse(jiffy('inspect', 'cli-web').out) as Array<{ id: string }>;
+    assert.equal(byName[0].id, id);
+    assert.equal((JSON.parse(jiffy('inspect', id.slice(0, 12)).out) as Array<{ id: string }>)[0].id, id);
+    assert.match((JSON.parse(jiffy('inspect', 'busybox').out) as Array<{ Id: string }>)[0].Id, /^sha256:/, 'an image still wins');
+    const neither = jiffy('inspect', 'no-such-thing');
+    assert.equal(neither.code, 1);
+    assert.match(neither.err, /no such image or container: no-such-thing/);
     assert.match(jiffy('ps', '-a').out, /Exited \(137\)/);
     const json = JSON.parse(jiffy('ps', '-a', '--format', 'json').out) as Array<{ name: string }>;
     assert.ok(json.some((c) => c.name === 'cli-web'));

@@ -4,6 +4,9 @@
  * container's process dies behind our back, and a leak check (mounts, cgroups) after many runs.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ContainerManager } from '../src/containers/manager.js';
 import { cgroupsMatching } from '../src/containers/cgroup.js';
@@ -103,6 +106,30 @@ describe('containers: lifecycle', () => {
     const ps = await third.list({ all: true });
     assert.ok(ps.some((r) => r.id === id && r.state.status === 'exited'), 'ps -a still lists it');
     await third.remove(id);
+  });
+
+  it('creates a missing working directory in the container\'s upper dir, never through a symlink to the host', async () => {
+    const out = collector();
+    const { id, exit } = await f.mgr.run({ image: 'busybox', workdir: '/srv/app/data', user: 'nobody', cmd: ['sh', '-c', 'pwd; stat -c %U:%a .'], onOutput: out.onOutput });
+    assert.equal((await exit).exitCode, 0, out.text());
+    assert.equal(out.text(), '/srv/app/data\nroot:755\n');
+    const upper = (await f.mgr.snapshots.get(id)).upper!;
+    assert.ok((await fs.stat(path.join(upper, 'srv/app/data'))).isDirectory(), 'created in the upper dir');
+    await f.mgr.remove(id);
+    // An image whose /escape is a symlink to a host directory: the workdir lands in the rootfs.
+    const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'jiffy-workdir-outside-'));
+    try {
+      const maker = await f.mgr.run({ image: 'busybox', cmd: ['ln', '-s', outside, '/escape'] });
+      assert.equal((await maker.exit).exitCode, 0);
+      await f.mgr.commit(maker.id, { ref: 'workdir-escape:1' });
+      await f.mgr.remove(maker.id);
+      const r = await f.mgr.run({ image: 'workdir-escape:1', workdir: '/escape/w', cmd: ['pwd'], autoRemove: true });
+      assert.equal((await r.exit).exitCode, 0);
+      assert.deepEqual(await fs.readdir(outside), [], 'nothing created on the host');
+    } finally {
+      await fs.rm(outside, { recursive: true, force: true });
+    }
+    await assert.rejects(f.mgr.create({ image: 'busybox', readonlyRoot: true, workdir: '/nope', cmd: ['true'] }), /does not exist in the image and the rootfs is read-only/);
   });
 
   it('leaves no mounts or cgroups behind after many runs', async () => {

@@ -90,3 +90,31 @@ test('a retried POST with the same Idempotency-Key after a gateway restart retur
   }, 60_000, 100);
   assert.equal(rec.result, 't:once\n');
 });
+
+// Found by the Redis-restart fault test: GET /v1/invocations/:id read the job and then its state
+// in two round trips, so a poll that straddled the completion saw state "completed" with no
+// result yet and reported the invocation as failed (with no error). Many pollers on many quick
+// invocations make that window likely to be hit.
+test('polling invocations while they complete never shows a terminal state without its outcome', async () => {
+  const g = gateways[gateways.length - 1]!;
+  await deployFunction(g.url, 'quick', { handler: '#!/bin/sh\necho "q:$(cat)"\n' }, { runtime: 'exec', maxInstances: 4 });
+  const seen: string[] = [];
+  for (let round = 0; round < 3; round++) {
+    const ids: string[] = [];
+    for (let n = 0; n < 40; n++) {
+      const res = await invoke(g.url, 'quick', `${n}`, 'async');
+      assert.equal(res.status, 202);
+      ids.push(((await res.json()) as { id: string }).id);
+    }
+    const poll = async (id: string) => {
+      for (;;) {
+        const r = await invocation(g.url, id);
+        if (r.status === 'succeeded' || r.status === 'failed') return seen.push(`${id} ${r.status} ${JSON.stringify(r.result ?? r.error ?? null)}`);
+      }
+    };
+    await Promise.all(ids.flatMap((id) => [poll(id), poll(id), poll(id), poll(id)]));
+  }
+  const bad = seen.filter((s) => !/ succeeded "q:\d+\\n"$/.test(s));
+  assert.equal(seen.length, 3 * 40 * 4);
+  assert.deepEqual(bad, [], 'every terminal answer is the success with its result');
+});

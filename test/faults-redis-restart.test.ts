@@ -83,6 +83,34 @@ test('invocations queued and running across a Redis restart all complete; sync w
   assert.ok(gw.proc.alive && worker.proc.alive);
 });
 
+test('right after a Redis restart a SIGTERMed worker finishes its running invocation and exits', async () => {
+  // As in the first test, Redis goes away under a running invocation; the worker is stopped while
+  // the next one, taken right after Redis came back, runs.
+  const ids: string[] = [];
+  for (const n of ['p', 'q']) {
+    const res = await invoke(gw.url, 'steady', n, 'async');
+    assert.equal(res.status, 202);
+    ids.push(((await res.json()) as { id: string }).id);
+  }
+  await waitUntil('the first to run', async () => (await invocation(gw.url, ids[0]!)).status === 'running' && (await containers()).length > 0, 30_000, 20);
+  assert.equal((await redis.shutdown()).code, 0);
+  await waitUntil('its container to finish while Redis is down', async () => (await containers()).length === 0, 30_000, 50);
+  // A longer outage: ioredis backs off further between reconnect attempts, so BullMQ's blocking
+  // client is still "reconnecting" when the worker, already reconnected on its other
+  // connections, takes the next job and is then told to stop.
+  await new Promise((r) => setTimeout(r, 3000));
+  await redis.restart();
+  await waitUntil('the second to run', async () => (await invocation(gw.url, ids[1]!)).status === 'running' && (await containers()).length > 0, 30_000, 20);
+  // A graceful stop waits for the running invocation (1 s); 30 s means it hangs.
+  const exit = await worker.proc.stop(30_000);
+  assert.equal(exit.code, 0, `worker did not exit on SIGTERM (${JSON.stringify(exit)}):\n${worker.proc.tail()}`);
+  for (const [i, id] of ids.entries()) {
+    const rec = await invocation(gw.url, id);
+    assert.equal(rec.status, 'succeeded', JSON.stringify(rec));
+    assert.equal(rec.result, `r:${'pq'[i]}\n`);
+  }
+});
+
 test('gateway and worker shut down cleanly after the restart and leave no containers', async () => {
   assert.equal((await worker.proc.stop(30_000)).code, 0, worker.proc.tail());
   assert.equal((await gw.proc.stop(30_000)).code, 0, gw.proc.tail());

@@ -76,7 +76,7 @@ test('python: sync, async and raw HTTP', async () => {
   assert.deepEqual(await r.json(), { echo: { b: [1, 2] }, uid: 65534, fn: 'hello-py' });
   const { id } = (await (await s.invoke('hello-py', 'x', 'async')).json()) as { id: string };
   const rec = await s.result(id);
-  assert.equal(rec.status, 'succeeded');
+  assert.equal(rec.status, 'succeeded', JSON.stringify(rec));
   assert.match(String(rec.logs), /log line from python/);
   const h = await fetch(`${s.url}/fn/hello-py/p?q=1`, { method: 'POST', body: 'hey' });
   assert.equal(h.status, 202);
@@ -141,4 +141,41 @@ test('versions: NAME is the newest, NAME@1 the old one', async () => {
 
 test('a deploy whose handler file is missing is a 400 naming the handler', async () => {
   await assert.rejects(s.deploy('nohandler', { 'other.mjs': 'export const x = 1;' }, { runtime: 'node' }), /400.*handler/);
+});
+
+const PROBE_FN = `
+import { execSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+export async function handler(event) {
+  if (event && event.child) { execSync('echo from-a-child-on-fd-1; echo "{\\"type\\":\\"result\\"}"', { stdio: 'inherit' }); return 'child ran'; }
+  if (event && event.spam) { console.log('x'.repeat(event.spam)); return 'spammed'; }
+  const status = fs.readFileSync('/proc/self/status', 'utf8');
+  const field = (k) => status.split('\\n').find((l) => l.startsWith(k + ':')).split(/\\s+/)[1];
+  return { foo: process.env.FOO, capEff: field('CapEff'), noNewPrivs: field('NoNewPrivs'), uid: process.getuid(), ifaces: Object.keys(os.networkInterfaces()).sort() };
+}`;
+
+test('functions run unprivileged, without network, with their env; big logs are truncated with a note', async () => {
+  await s.deploy('probe', { 'index.mjs': PROBE_FN }, { runtime: 'node', env: { FOO: 'bar baz' }, memoryMb: 128 });
+  const r = await s.invoke('probe', {});
+  assert.equal(r.status, 200);
+  const j = (await r.json()) as { foo: string; capEff: string; noNewPrivs: string; uid: number; ifaces: string[] };
+  assert.equal(j.foo, 'bar baz');
+  assert.equal(j.uid, 65534);
+  assert.equal(j.capEff, '0000000000000000', 'no capabilities');
+  assert.equal(j.noNewPrivs, '1');
+  assert.ok(j.ifaces.every((i) => i === 'lo'), `only loopback in the function's network namespace, got ${j.ifaces.join(',')}`);
+  const { id } = (await (await s.invoke('probe', { spam: 200_000 }, 'async')).json()) as { id: string };
+  const rec = await s.result(id);
+  assert.equal(rec.result, 'spammed');
+  const logs = String(rec.logs);
+  assert.ok(logs.length < 70_000, `logs are bounded (got ${logs.length} chars)`);
+  assert.match(logs, /\[jiffy: logs truncated, 200001 bytes written\]/);
+  // A child process writing straight to fd 1 (even protocol-looking JSON) cannot corrupt replies.
+  const c = await s.invoke('probe', { child: true });
+  assert.equal(c.status, 200);
+  assert.equal(await c.json(), 'child ran');
+  const again = await s.invoke('probe', {});
+  assert.equal(again.status, 200);
+  assert.equal(((await again.json()) as { foo: string }).foo, 'bar baz');
 });

@@ -98,6 +98,20 @@ describe('snapshots: overlay', () => {
     assert.equal((await mountsUnder(f.root)).length, before);
   });
 
+  it('warm() on an already warm image keeps its spare (no mount leaks)', async () => {
+    const before = (await mountsUnder(f.root)).length;
+    const mgr = new ContainerManager({ store: f.store, warm: { perImage: 1 } });
+    const busybox = await f.store.resolve('busybox');
+    try {
+      for (let i = 0; i < 3; i++) await mgr.prewarm('busybox');
+      assert.equal(mgr.warm!.ready(busybox.id), 1);
+      assert.equal((await mountsUnder(f.root)).length, before + 1, 'one spare mount, not one per warm() call');
+    } finally {
+      await mgr.close();
+    }
+    assert.equal((await mountsUnder(f.root)).length, before, 'close unmounts the spare');
+  });
+
   it('shares one read-only mount between read-only containers (refcounted)', async () => {
     const before = (await mountsUnder(f.root)).length;
     const a = await f.mgr.create({ image: 'busybox', readonlyRoot: true, cmd: ['true'] });

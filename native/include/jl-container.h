@@ -28,10 +28,7 @@ struct jl_spawn {
   const char *exec_fifo;             /* create mode: block opening this fifo before exec */
   int join_pidfd;                    /* exec mode: container init's pidfd; setns into its namespaces */
   int join_flags;                    /* exec mode: namespace flags to join */
-  int extra_clone_flags;              /* CLONE_PARENT when a spawner clones for the server */
-  bool netns_ready;                  /* the caller already sits in a fresh netns with lo up: keep it */
   bool die_with_parent;              /* PR_SET_PDEATHSIG(SIGKILL): no container outlives its server */
-  const char *oom_score_default;     /* written when the process sets no oomScoreAdj, or NULL */
 };
 
 /* Start the container process. *pid is the child (pid 1 of its namespace when NEWPID). */

@@ -75,7 +75,7 @@ static int boot_setup(struct child_arg *a, struct jl_err *err) {
   if (join_namespaces(cfg, a->s->netns_fd, err) < 0) return -1;
   /* Unshared only now, after joining the cgroup, so the namespace root is the container's cgroup. */
   if ((cfg->ns_flags & CLONE_NEWCGROUP) && unshare(CLONE_NEWCGROUP) < 0) return jl_syserr(err, "unshare cgroup namespace");
-  if ((cfg->ns_flags & CLONE_NEWNET) && a->s->netns_fd < 0 && !a->s->netns_ready && jl_loopback_up(err) < 0) return -1;
+  if ((cfg->ns_flags & CLONE_NEWNET) && a->s->netns_fd < 0 && jl_loopback_up(err) < 0) return -1;
   if (a->s->exec_fifo) {
     /* Opened O_PATH before pivot_root hides the host path; reopened for write at the end. */
     a->fifo_fd = open(a->s->exec_fifo, O_PATH | O_CLOEXEC);
@@ -111,9 +111,6 @@ static int child_run(struct child_arg *a, struct jl_err *err) {
   /* Ignored signals stay ignored across exec; the server ignores SIGPIPE for itself only. */
   signal(SIGPIPE, SIG_DFL);
   if (setup_stdio(s, err) < 0 || join_cgroup(s, err) < 0 || jl_process_oom_score(s->proc, err) < 0) return -1;
-  if (!s->proc->has_oom_score_adj && s->oom_score_default &&
-      jl_write_file_at(AT_FDCWD, "/proc/self/oom_score_adj", s->oom_score_default, err) < 0)
-    return -1;
   if (s->join_pidfd >= 0) {
     /* exec into a running container: one setns over the pidfd joins all its namespaces at once
      * (Linux >= 5.8); after the mount namespace switch, root and cwd are that namespace's root. */
@@ -171,12 +168,12 @@ static void leave_pid_ns(int saved) {
 }
 
 static int clone_flags(const struct jl_spawn *s) {
-  int flags = SIGCHLD | s->extra_clone_flags;
+  int flags = SIGCHLD;
   if (!s->exec_fifo) flags |= CLONE_VM | CLONE_VFORK;
   if (s->join_pidfd >= 0) return flags;
-  /* cgroup: unshared by the child after it joined its cgroup; net: pooled netns joined by setns. */
+  /* cgroup: unshared by the child after it joined its cgroup; net: a pooled netns is joined by setns. */
   flags |= s->cfg->ns_flags & ~CLONE_NEWCGROUP;
-  if (s->netns_fd >= 0 || s->netns_ready) flags &= ~CLONE_NEWNET;
+  if (s->netns_fd >= 0) flags &= ~CLONE_NEWNET;
   return flags;
 }
 

@@ -42,8 +42,19 @@ export async function isOurProcess(pid: number | undefined, start: string | unde
   return now !== undefined && (start === undefined || now === start);
 }
 
+/** Options of bootContainer. */
+export interface BootOptions {
+  /** The process that records the exit (reconcile leaves the record alone while it lives). */
+  monitorPid?: number;
+  /**
+   * Called after the runtime cleanup instead of recording status exited (`--rm`: the record is
+   * about to be deleted, so writing it would be wasted work on the hot path).
+   */
+  onExit?: (rec: ContainerRecord) => Promise<void>;
+}
+
 /** Boot container `id` (created, rootfs prepared) with the given stdio and track its lifetime. */
-export async function bootContainer(ctx: BootContext, id: string, stdio: StdioOptions, opts: { monitorPid?: number } = {}): Promise<BootedContainer> {
+export async function bootContainer(ctx: BootContext, id: string, stdio: StdioOptions, opts: BootOptions = {}): Promise<BootedContainer> {
   const rec = await ctx.records.load(id);
   await ctx.snapshots.mount(id);
   await runtimeDelete(rec.runtime, ctx.root, rec.runtimeId);
@@ -52,8 +63,7 @@ export async function bootContainer(ctx: BootContext, id: string, stdio: StdioOp
   else await removeCgroup(rec.cgroupPath).catch(() => undefined);
   const pidFile = ctx.records.path(id, 'pid');
   const reportFile = ctx.records.path(id, 'exit.json');
-  await fs.rm(pidFile, { force: true });
-  await fs.rm(reportFile, { force: true });
+  await Promise.all([fs.rm(pidFile, { force: true }), fs.rm(reportFile, { force: true })]);
   const [bin, args] = runArgv(rec.runtime, ctx.root, rec.runtimeId, ctx.records.path(id), pidFile, reportFile);
   const child = spawn(bin, args, { stdio });
   const exitCode = new Promise<{ code: number; spawnError?: string }>((resolve) => {
@@ -63,7 +73,7 @@ export async function bootContainer(ctx: BootContext, id: string, stdio: StdioOp
   const started = waitStarted(ctx, id, pidFile, exitCode, opts.monitorPid);
   const exited = exitCode.then(async ({ code, spawnError }) => {
     await started.catch(() => undefined);
-    return finish(ctx, id, code, spawnError);
+    return finish(ctx, id, code, spawnError, opts.onExit);
   });
   return { child, started, exited };
 }
@@ -93,7 +103,7 @@ async function waitStarted(ctx: BootContext, id: string, pidFile: string, exit: 
 }
 
 /** Collect the outcome, take everything down, record status exited. */
-async function finish(ctx: BootContext, id: string, code: number, spawnError?: string): Promise<ExitInfo> {
+async function finish(ctx: BootContext, id: string, code: number, spawnError?: string, onExit?: BootOptions['onExit']): Promise<ExitInfo> {
   const rec = await ctx.records.load(id);
   const report = await readReport(ctx.records.path(id, 'exit.json'));
   const mem = report ?? (await memoryOutcome(rec.cgroupPath, signalOfExitCode(code) === 'SIGKILL'));
@@ -106,6 +116,10 @@ async function finish(ctx: BootContext, id: string, code: number, spawnError?: s
     error: spawnError,
   };
   await cleanupRuntime(ctx, rec);
+  if (onExit) {
+    await onExit(rec);
+    return info;
+  }
   await ctx.records.update(id, (r) => {
     r.state = { ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined, ...info };
   });
@@ -126,8 +140,10 @@ async function readReport(file: string): Promise<{ signal?: string; oomKilled: b
 
 /** Runtime state, cgroup and rootfs mount of a stopped container (each step tolerates absence). */
 export async function cleanupRuntime(ctx: BootContext, rec: ContainerRecord): Promise<void> {
-  await runtimeDelete(rec.runtime, ctx.root, rec.runtimeId);
-  await removeCgroup(rec.cgroupPath).catch(() => undefined);
-  await ctx.snapshots.unmount(rec.id);
-  await fs.rm(ctx.records.path(rec.id, 'pid'), { force: true });
+  await Promise.all([
+    runtimeDelete(rec.runtime, ctx.root, rec.runtimeId),
+    removeCgroup(rec.cgroupPath).catch(() => undefined),
+    ctx.snapshots.unmount(rec.id),
+    fs.rm(ctx.records.path(rec.id, 'pid'), { force: true }),
+  ]);
 }

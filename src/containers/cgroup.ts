@@ -121,12 +121,12 @@ export async function removeCgroup(rel: string): Promise<void> {
       if (e.code !== 'ENOENT') throw e;
     });
   };
-  for (const d of dirs(rel)) await rmTree(d);
+  // Hierarchies are independent: take them down in parallel (this runs twice per container).
+  await Promise.all(dirs(rel).map(rmTree));
   // The runtime may also have created the nested cgroup in hierarchies we do not manage.
   if (!isCgroupV2()) {
-    for (const c of ['cpuacct', 'cpuset', 'devices', 'blkio', 'systemd', 'unified', 'hugetlb', 'net_cls', 'perf_event']) {
-      await rmTree(path.join(BASE, c, rel)).catch(() => undefined);
-    }
+    const others = ['cpuacct', 'cpuset', 'devices', 'blkio', 'systemd', 'unified', 'hugetlb', 'net_cls', 'perf_event'];
+    await Promise.all(others.map((c) => rmTree(path.join(BASE, c, rel)).catch(() => undefined)));
   }
 }
 

@@ -4,30 +4,33 @@
  * plus exec, diff, commit, cp, top, pause. All state is on disk under `containers/<id>/`, so
  * another manager on the same root (another CLI call, a restarted worker) sees the same
  * containers; every list/get reconciles records with reality first (./reconcile.ts).
+ * exec, diff, commit and cp load their modules on first use: a one-command CLI process
+ * (`jiffy run --rm`) should not pay for the layer-tar code it never runs.
  */
 import { spawn, type StdioOptions } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { JiffyError } from '../errors.js';
 import type { Image, ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
-import { diffUpper, type Change } from '../snapshots/diff.js';
+import type { Change } from '../snapshots/diff.js';
 import { OverlaySnapshotter, type Snapshot } from '../snapshots/snapshotter.js';
 import { WarmPool, pidAlive, type WarmPoolOptions } from '../snapshots/warm-pool.js';
 import { bootContainer, isOurProcess, type BootContext } from './boot.js';
 import { cgroupPids, containerCgroup, setFrozen } from './cgroup.js';
-import { commitContainer, type CommitOptions } from './commit.js';
-import { copyIn, copyOut } from './copy.js';
-import { execInContainer, type ExecOptions, type ExecResult } from './exec.js';
+import type { CommitOptions } from './commit.js';
+import type { ExecOptions, ExecResult } from './exec.js';
 import { LogWriter, type LogStream } from './logs.js';
 import { reconcile } from './reconcile.js';
 import { ContainerRecords, generateName } from './records.js';
-import { containerLeaseId, removeContainerFiles } from './remove.js';
+import { containerLeaseId, deleteContainerFiles, removeContainerFiles } from './remove.js';
 import { currentRuntime, leafCgroup, signalNumber } from './runtime.js';
 import { buildSpec, resolveCommand, resolveEnv } from './spec.js';
 import type { ContainerRecord, CreateOptions, ExitInfo } from './types.js';
 import { resolveUser } from './user.js';
+import { ensureWorkdir } from './workdir.js';
 
 export interface ContainerManagerOptions {
   store: ImageStore;
@@ -83,7 +86,9 @@ export class ContainerManager {
   /** Create a container (rootfs prepared, config.json written, status created). */
   async create(options: CreateOptions): Promise<ContainerRecord> {
     const opts = createOptionsOf(options);
-    await (this.swept ??= WarmPool.sweep(this.snapshots).catch(() => 0));
+    // Spares of dead processes only exist where warm pools run; a CLI `run` skips the scan of
+    // every container directory (`ps` sweeps, see list()).
+    if (this.warm) await this.sweep();
     const image = await this.store.resolve(opts.image);
     const parent = { id: image.id, lowerPaths: image.layers.map((l) => l.lowerPath) };
     const snap = opts.readonlyRoot
@@ -119,6 +124,7 @@ export class ContainerManager {
     const user = await resolveUser(snap.merged, opts.user ?? cfg.User);
     const env = resolveEnv(cfg, opts.env, user.home);
     const cwd = opts.workdir ?? (cfg.WorkingDir || '/');
+    await ensureWorkdir(snap.merged, cwd, opts);
     const cgroupPath = containerCgroup(id);
     const runtime = currentRuntime();
     const spec = buildSpec({
@@ -138,7 +144,11 @@ export class ContainerManager {
   async start(idOrName: string): Promise<ContainerRecord> {
     const rec = await this.get(idOrName);
     if (rec.state.status === 'running' || rec.state.status === 'paused') return rec;
-    const child = spawn(process.execPath, [MONITOR, this.root, rec.id], { detached: true, stdio: 'ignore', env: process.env });
+    // The monitor's own errors (it logs to stderr) go to monitor.log, so a failed start can say why.
+    const monitorLog = this.records.path(rec.id, 'monitor.log');
+    const errFd = openSync(monitorLog, 'a');
+    const child = spawn(process.execPath, [MONITOR, this.root, rec.id], { detached: true, stdio: ['ignore', 'ignore', errFd], env: process.env });
+    closeSync(errFd);
     child.unref();
     const before = { started: rec.state.startedAt, finished: rec.state.finishedAt };
     const changed = (r: ContainerRecord) =>
@@ -151,7 +161,8 @@ export class ContainerManager {
       if (child.exitCode !== null || (child.pid && !pidAlive(child.pid))) {
         const last = await this.records.load(rec.id).catch(() => undefined);
         if (!last || changed(last)) return last ?? cur;
-        throw new JiffyError('internal', `the monitor of ${rec.name} exited before the container started: ${last.state.error ?? 'run it attached (jiffy start -a) to see why'}`);
+        const why = last.state.error ?? (await fs.readFile(monitorLog, 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
+        throw new JiffyError('internal', `the monitor of ${rec.name} exited before the container started: ${why || 'no error recorded'}; see ${monitorLog}, or run it attached (jiffy start -a)`);
       }
       await sleep(wait);
     }
@@ -164,28 +175,41 @@ export class ContainerManager {
       await this.start(rec.id);
       return { id: rec.id, record: rec, exit: this.wait(rec.id) };
     }
-    const log = new LogWriter(this.records.path(rec.id, 'logs'), opts.logMaxBytes);
     const stdio = opts.stdio ?? ['ignore', 'pipe', 'pipe'];
-    const booted = await bootContainer(this.ctx, rec.id, stdio, { monitorPid: process.pid }).catch(async (e) => {
-      log.close();
+    // The log file is opened on first output: `run --rm` with inherited stdio never writes one.
+    let log: LogWriter | undefined;
+    let closed: Promise<unknown> = Promise.resolve();
+    // --rm: delete instead of recording the exit, once the output (and so the log) is complete.
+    const onExit = opts.autoRemove
+      ? async (r: ContainerRecord) => {
+          await closed;
+          log?.close();
+          log = undefined;
+          await deleteContainerFiles(this.ctx, r);
+        }
+      : undefined;
+    const booted = await bootContainer(this.ctx, rec.id, stdio, { monitorPid: process.pid, onExit }).catch(async (e) => {
       if (opts.autoRemove) await this.remove(rec.id, { force: true }).catch(() => undefined);
       throw e;
     });
     const tee = (s: LogStream) => (c: Buffer) => {
-      log.write(s, c);
+      (log ??= new LogWriter(this.records.path(rec.id, 'logs'), opts.logMaxBytes)).write(s, c);
       opts.onOutput?.(s, c);
     };
     booted.child.stdout?.on('data', tee('stdout'));
     booted.child.stderr?.on('data', tee('stderr'));
-    const closed = Promise.all([booted.child.stdout, booted.child.stderr].map((s) => s && new Promise((r) => s.once('close', r))));
+    closed = Promise.all([booted.child.stdout, booted.child.stderr].map((s) => s && new Promise((r) => s.once('close', r))));
     const exit = booted.exited.then(async (info) => {
       await closed;
-      log.close();
-      if (opts.autoRemove) await removeContainerFiles(this.ctx, await this.records.load(rec.id));
+      log?.close();
       return info;
     });
     await booted.started;
     return { id: rec.id, record: rec, exit };
+  }
+
+  private async sweep(): Promise<void> {
+    await (this.swept ??= WarmPool.sweep(this.snapshots).catch(() => 0));
   }
 
   /** Resolves with the exit status once the container has exited (polls its record). */
@@ -282,6 +306,7 @@ export class ContainerManager {
       const u = await resolveUser(snap.merged, opts.user);
       ids = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids };
     }
+    const { execInContainer } = await import('./exec.js');
     return execInContainer(rec, cmd, { ...opts, ...ids });
   }
 
@@ -290,16 +315,19 @@ export class ContainerManager {
     const rec = await this.get(idOrName);
     const snap = await this.snapshots.get(rec.id);
     if (!snap.upper) return [];
+    const { diffUpper } = await import('../snapshots/diff.js');
     return diffUpper(snap.upper, snap.lower.map((l) => path.resolve(this.root, l)));
   }
 
   /** Commit the container's changes as a new image (one layer + one history entry). */
   async commit(idOrName: string, opts: CommitOptions = {}): Promise<Image> {
+    const { commitContainer } = await import('./commit.js');
     return commitContainer(this.store, this.snapshots, await this.get(idOrName), opts);
   }
 
   /** Every container (running only unless `all`), newest first, reconciled. */
   async list(opts: { all?: boolean } = { all: true }): Promise<ContainerRecord[]> {
+    await this.sweep();
     const recs = await Promise.all((await this.records.list()).map((r) => reconcile(this.ctx, r)));
     return opts.all ? recs : recs.filter((r) => r.state.status === 'running' || r.state.status === 'paused');
   }
@@ -311,11 +339,13 @@ export class ContainerManager {
 
   /** Copy from the container (`cp CTR:/path HOST`). */
   async copyOut(idOrName: string, ctrPath: string, hostPath: string): Promise<void> {
+    const { copyOut } = await import('./copy.js');
     await this.withRootfs(idOrName, false, (rootfs) => copyOut(rootfs, ctrPath, hostPath));
   }
 
   /** Copy into the container (`cp HOST CTR:/path`); a running container is frozen meanwhile. */
   async copyIn(idOrName: string, hostPath: string, ctrPath: string): Promise<void> {
+    const { copyIn } = await import('./copy.js');
     await this.withRootfs(idOrName, true, (rootfs) => copyIn(rootfs, hostPath, ctrPath));
   }
 

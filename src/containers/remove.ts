@@ -17,6 +17,11 @@ export function containerLeaseId(id: string): string {
 /** Take down and delete everything of a stopped container. */
 export async function removeContainerFiles(ctx: BootContext, rec: ContainerRecord): Promise<void> {
   await cleanupRuntime(ctx, rec);
+  await deleteContainerFiles(ctx, rec);
+}
+
+/** The files-only part of removeContainerFiles, for a container whose runtime is already down. */
+export async function deleteContainerFiles(ctx: BootContext, rec: ContainerRecord): Promise<void> {
   await ctx.snapshots.remove(rec.id);
   await ctx.records.releaseName(rec.name, rec.id);
   await new LeaseFiles(path.join(ctx.root, 'leases')).release(containerLeaseId(rec.id));

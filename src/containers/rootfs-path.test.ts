@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { checkContainerPath, resolveInRoot } from './rootfs-path.js';
+import { checkContainerPath, ensureDirInRoot, resolveInRoot } from './rootfs-path.js';
 
 describe('resolveInRoot', () => {
   let root: string;
@@ -29,5 +29,23 @@ describe('resolveInRoot', () => {
     assert.throws(() => checkContainerPath('../../etc/passwd'), (e: { code?: string }) => e.code === 'permission_denied');
     assert.equal(checkContainerPath('/a/../b'), '/b');
     await assert.rejects(resolveInRoot(root, '/loop1/x'), /too many symlinks/);
+  });
+
+  it('creates a missing working directory inside the root, never through a symlink to the host', async () => {
+    const outside = await fs.mkdtemp(path.join(os.tmpdir(), 'jiffy-rootfs-outside-'));
+    try {
+      await fs.symlink(outside, path.join(root, 'hostlink'));
+      assert.equal(await ensureDirInRoot(root, '/toroot/work/a'), path.join(root, 'work', 'a'));
+      assert.equal(await ensureDirInRoot(root, '/up/deep/b'), path.join(root, 'deep', 'b'));
+      // An absolute link is the container's path: it lands under the root, not in `outside`.
+      assert.equal(await ensureDirInRoot(root, '/hostlink/c'), path.join(root, outside, 'c'));
+      assert.deepEqual(await fs.readdir(outside), []);
+      assert.equal((await fs.stat(path.join(root, 'work', 'a'))).mode & 0o777, 0o755);
+      await fs.writeFile(path.join(root, 'afile'), 'x');
+      await assert.rejects(ensureDirInRoot(root, '/afile/sub'), /cannot create the working directory/);
+      await assert.rejects(ensureDirInRoot(root, '/afile'), /cannot create the working directory|is not a directory/);
+    } finally {
+      await fs.rm(outside, { recursive: true, force: true });
+    }
   });
 });

@@ -59,3 +59,21 @@ export async function resolveInRoot(rootfs: string, p: string, opts: { followLas
   }
   return out;
 }
+
+/**
+ * Make directory `p` exist inside `rootfs` (`mkdir -p` as the container would see it: symlinks
+ * resolved in scope by resolveInRoot, so a link to `/` or `../..` cannot make us create host
+ * directories). New directories are root-owned 0755, as runc creates a missing `process.cwd`.
+ * Only for a rootfs no container process runs in yet (nothing can swap a component meanwhile).
+ */
+export async function ensureDirInRoot(rootfs: string, p: string): Promise<string> {
+  const host = await resolveInRoot(rootfs, p);
+  try {
+    await fs.mkdir(host, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw new JiffyError('invalid_argument', `cannot create the working directory ${p} in the container: ${(e as Error).message}; use a directory path (a file is in the way?)`, { cause: e });
+  }
+  const st = await fs.lstat(host);
+  if (!st.isDirectory()) throw new JiffyError('invalid_argument', `working directory ${p} is not a directory in the container`);
+  return host;
+}

@@ -17,6 +17,7 @@ test('query strings are coerced and bad values name their field', () => {
   assert.throws(() => parseSettings({ runtime: 'node', cpus: 'lots' }), /"cpus"/);
   assert.throws(() => parseSettings({ runtime: 'node', handler: 'nodot' }), /"handler"/);
   assert.throws(() => parseSettings({ runtime: 'node', env: { '1BAD': 'x' } }), /"env.1BAD"/);
+  assert.throws(() => parseSettings({ runtime: 'python', concurrency: 2 }), /"concurrency"/);
 });
 
 test('NAME and NAME@N refs', () => {

@@ -60,6 +60,10 @@ export function parseSettings(raw: unknown): FunctionSettings {
   if (s.runtime !== 'exec' && !/^[A-Za-z0-9_./-]+\.[A-Za-z_$][A-Za-z0-9_$]*$/.test(handler)) {
     throw new JiffyError('invalid_argument', `invalid function setting "handler": expected FILE.EXPORT like ${DEFAULT_HANDLER[s.runtime]}, got ${JSON.stringify(handler)}`, { details: { field: 'handler' } });
   }
+  if (s.runtime === 'python' && s.concurrency > 1) {
+    // The python shim runs handlers one at a time (no GIL-free parallelism to gain); scale out instead.
+    throw new JiffyError('invalid_argument', `invalid function setting "concurrency": python instances run one invocation at a time; raise --max-instances instead`, { details: { field: 'concurrency' } });
+  }
   if (s.minWarm > s.maxInstances) {
     throw new JiffyError('invalid_argument', `invalid function setting "minWarm": ${s.minWarm} is above maxInstances ${s.maxInstances}`, { details: { field: 'minWarm' } });
   }

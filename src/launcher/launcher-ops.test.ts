@@ -52,12 +52,33 @@ describe('Launcher ops', () => {
     const st = await e.wait();
     assert.equal(st.exitCode, 7);
     assert.equal(await out, 'opsbox\nready\nsleep 100 \n');
+    const asNobody = await l.exec(id, { args: ['/bin/sh', '-c', 'id -u; grep CapEff /proc/self/status'], user: { uid: 65534, gid: 65534 }, noNewPrivileges: true }, { stdin: 'null' });
+    const nobodyOut = collect(asNobody.stdout);
+    assert.equal((await asNobody.wait()).exitCode, 0);
+    assert.equal(await nobodyOut, '65534\nCapEff:\t0000000000000000\n');
     const stats = await l.stats(id);
     assert.equal(stats.pids, 1, 'only the init is left after the exec exited');
     assert.ok(stats.memoryBytes > 0);
     await init.kill('SIGKILL');
     assert.equal((await init.wait()).signal, 'SIGKILL');
     await assert.rejects(l.exec(id, { args: ['/bin/true'] }), (err: Error) => hasCode(err, 'not_found'));
+  });
+
+  test('namespaces can be joined by path, and sysctls are written in the container', async () => {
+    const id = `${tag}-nsa`;
+    const a = await l.boot({ id, config: spec(['/bin/sleep', '100']) });
+    const config = spec(['/bin/sh', '-c', 'readlink /proc/self/ns/net; cat /proc/sys/net/ipv4/ip_forward']);
+    config.linux!.namespaces = config.linux!.namespaces!.map((n) => (n.type === 'network' ? { type: 'network', path: `/proc/${a.pid}/ns/net` } : n));
+    config.linux!.sysctl = { 'net.ipv4.ip_forward': '1' };
+    const b = await l.boot({ id: `${tag}-nsb`, config });
+    const out = collect(b.stdout);
+    assert.equal((await b.wait()).exitCode, 0);
+    const [netns, forward] = (await out).trim().split('\n');
+    assert.equal(netns, (await fs.readlink(`/proc/${a.pid}/ns/net`)));
+    assert.notEqual(netns, await fs.readlink('/proc/self/ns/net'), 'the container shares the host netns');
+    assert.equal(forward, '1');
+    await a.kill('SIGKILL');
+    await a.wait();
   });
 
   test('pause freezes the container and resume thaws it', async () => {

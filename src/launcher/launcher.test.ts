@@ -65,6 +65,20 @@ describe('Launcher (fork-server binding)', () => {
     assert.equal((await out).length, payload.length);
   });
 
+  test('a slow reader loses nothing: the server stops reading the pipe while the stream is full', async () => {
+    const h = await l.boot({ id: `${tag}-slow`, config: spec(['/bin/sh', '-c', 'head -c 20000000 /dev/zero; echo end >&2']) });
+    let n = 0;
+    h.stdout!.pause();
+    await new Promise((r) => setTimeout(r, 200));
+    h.stdout!.on('data', (c: Buffer) => { n += c.length; });
+    h.stdout!.resume();
+    const err = collect(h.stderr);
+    const st = await h.wait();
+    assert.equal(st.exitCode, 0);
+    assert.equal(n, 20_000_000);
+    assert.equal(await err, 'end\n');
+  });
+
   test('stdio "null" gives the process /dev/null and no streams', async () => {
     const h = await l.boot({ id: `${tag}-null`, config: spec(['/bin/sh', '-c', 'read x; echo "[$x]"']), stdin: 'null', stdout: 'null', stderr: 'null' });
     assert.equal(h.stdout, null);

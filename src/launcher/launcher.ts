@@ -2,11 +2,21 @@
  * Binding to the fork-server `jiffy-launch serve` (native/src/serve.c documents the protocol).
  *
  * One Launcher = one server process, spoken to over its stdin/stdout with length-prefixed frames.
- * Each boot costs the server one clone from a pre-forked spawner that already sits in a fresh
- * cgroup and network namespace. Container stdio are pipes owned by the server and relayed as
+ * Each boot costs the server one vfork-style clone, with a cgroup and a network namespace it
+ * created ahead of time (while idle). Container stdio are pipes owned by the server and relayed as
  * frames (Node cannot receive fds over a pipe). Errors come back as a code plus a message and
  * become `JiffyError`s; if the server dies, every pending call and every `wait()` fails with
  * `unavailable`.
+ *
+ * Wire protocol (full description at the top of native/src/serve.c): frames of
+ * u32 LE length | u8 type | u32 LE handle | payload, both ways over the server's stdin/stdout.
+ *   to server:   0x01 request (JSON {op,...}; handle = request id)   0x02 stdin bytes (empty = close)
+ *                0x03 / 0x04 pause / resume reading the process's stdout+stderr (backpressure)
+ *   from server: 0x81 reply {ok,...} or {ok:false,code,message,errno}   0x82 stdout / 0x83 stderr
+ *                bytes (empty = EOF)   0x84 exit {exitCode,signal,oomKilled,peakMemoryBytes,
+ *                cpuTimeUs,wallTimeUs}   0x85 stdin ack (u32 LE bytes written)
+ * A booted or exec'd process's handle is its request id; per handle the server sends
+ * reply < output < both EOFs < exit.
  *
  * Lifecycle: `Launcher.start()` → boot/exec/... → `close()` (kills what is still running,
  * removes its cgroups, stops the server). The server also cleans up by itself when its stdin

@@ -129,10 +129,14 @@ export class Invoker {
     const name = id.slice(0, id.lastIndexOf('.'));
     const job = name ? await Job.fromId(this.queue(name), id) : undefined;
     if (!job) throw new JiffyError('not_found', `invocation ${id} not found (results are kept ${this.o.resultTtlS ?? 3600} s)`);
-    const state = await job.getState();
     const data = job.data as InvocationJob;
     const outcome = (job.returnvalue ?? undefined) as InvocationOutcome | undefined;
-    let status: InvocationStatus = state === 'active' ? 'running' : state === 'completed' ? (outcome?.ok ? 'succeeded' : 'failed') : state === 'failed' ? 'failed' : 'queued';
+    // The job hash and its state are separate reads: trust what the hash says once it finished
+    // (finishedOn/returnvalue), and ask for the state only to tell queued from running.
+    const state = job.finishedOn ? (job.failedReason && !outcome ? 'failed' : 'completed') : await job.getState();
+    // It finished between the two reads: read the finished hash.
+    if (!job.finishedOn && (state === 'completed' || state === 'failed')) return this.get(id);
+    const status: InvocationStatus = state === 'active' ? 'running' : state === 'completed' ? (outcome?.ok ? 'succeeded' : 'failed') : state === 'failed' ? 'failed' : 'queued';
     const rec: InvocationRecord = { id, function: data.name, version: data.version, mode: data.mode, status, enqueuedAt: new Date(Math.floor(data.enqueuedAt)).toISOString() };
     if (outcome) rec.outcome = outcome;
     else if (state === 'failed') rec.outcome = { id, ok: false, error: { code: 'internal', message: job.failedReason ?? 'job failed' }, logs: '', coldStart: false, functionVersion: data.version, timings: { queueWaitMs: 0, bootMs: 0, initMs: 0, handlerMs: 0, totalMs: 0 } };

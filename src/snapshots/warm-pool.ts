@@ -42,11 +42,7 @@ export class WarmPool {
   /** A mounted snapshot for `parent` from the pool, or undefined when none is ready; refills. */
   take(parent: SnapshotParent): Snapshot | undefined {
     if (this.closed) return undefined;
-    let slot = this.cache.get(parent.id);
-    if (!slot) {
-      slot = { parent, ready: [] };
-      this.cache.set(parent.id, slot);
-    }
+    const slot = this.slot(parent);
     const snap = slot.ready.shift();
     if (snap) this.track(fs.rm(path.join(snap.dir, 'warm'), { force: true }));
     this.refill(slot);
@@ -55,10 +51,21 @@ export class WarmPool {
 
   /** Fill the slot of `parent` now and wait for it (e.g. a worker warming a function's image). */
   async warm(parent: SnapshotParent): Promise<void> {
-    this.take(parent);
-    // take() starts a refill; wait for it rather than handing a snapshot out.
-    const slot = this.cache.get(parent.id);
-    if (slot?.filling) await slot.filling;
+    if (this.closed) return;
+    // Only refill: a spare taken here would have nobody to hand it to, and its mount would leak.
+    const slot = this.slot(parent);
+    this.refill(slot);
+    await slot.filling;
+  }
+
+  /** The slot of `parent` (marked most recently used), created empty when missing. */
+  private slot(parent: SnapshotParent): Slot {
+    let slot = this.cache.get(parent.id);
+    if (!slot) {
+      slot = { parent, ready: [] };
+      this.cache.set(parent.id, slot);
+    }
+    return slot;
   }
 
   /** Number of spare mounts ready for an image. */

@@ -7,6 +7,7 @@ import type { Image, ImageStore } from '../images/store.js';
 import { launcherBinary } from '../paths.js';
 import type { FunctionVersion } from '../functions/spec.js';
 import { functionSpec } from './function-spec.js';
+import { instancesDir, makeInstanceDir, staleInstanceDirs, startTime } from './instance-dirs.js';
 import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
 
 const run = promisify(execFile);
@@ -22,8 +23,9 @@ interface Prepared {
  * with `jiffy-launch mount-overlay` (short lowerdirs relative to the store root), then
  * `jiffy-launch run --bundle` with the instance's stdio as pipes, `--report` for exit code,
  * signal, OOM kill and peak memory. After exit the rootfs is unmounted and the bundle removed.
- * A process exec of the launcher per container makes this slower than the fork server; it is what
- * the worker uses while the launcher's Node binding (src/launcher) is not available.
+ * A process exec of the launcher per container makes boots slower than the fork server, and the
+ * rootfs is a host mount (a SIGKILLed worker leaves it for `reapStale`); it is the fallback when the
+ * fork server cannot start (JIFFY_FN_SPAWNER=cli forces it). Warm invocations are as fast either way.
  */
 export class CliSpawner implements Spawner {
   private readonly prepared = new Map<string, Prepared>();
@@ -35,8 +37,7 @@ export class CliSpawner implements Spawner {
 
   constructor(private readonly store: ImageStore) {
     this.stateRoot = path.join(store.paths.run, 'fn-oci');
-    // Apart from containers/ (which `jiffy run` containers own), so stale cleanup touches only ours.
-    this.instances = path.join(store.paths.root, 'fn-instances');
+    this.instances = instancesDir(store.paths.root);
   }
 
   /**
@@ -45,20 +46,15 @@ export class CliSpawner implements Spawner {
    * unmounts and removes the bundle. Bundles of live workers (sharing this root) are left alone.
    */
   async reapStale(): Promise<number> {
-    const ids = await fs.readdir(this.instances).catch(() => [] as string[]);
-    let n = 0;
-    for (const id of ids) {
-      const dir = path.join(this.instances, id);
-      const [owner, start] = (await fs.readFile(path.join(dir, 'owner'), 'utf8').catch(() => '')).split(' ');
-      if (owner && (await startTime(Number(owner))) === start) continue;
+    const stale = await staleInstanceDirs(this.store.paths.root);
+    for (const dir of stale) {
       const pid = Number.parseInt(await fs.readFile(path.join(dir, 'pid'), 'utf8').catch(() => ''), 10);
       if (pid) try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
       const launcher = Number.parseInt(await fs.readFile(path.join(dir, 'launcher.pid'), 'utf8').catch(() => ''), 10);
       for (let i = 0; i < 100 && launcher && (await startTime(launcher)); i++) await new Promise((r) => setTimeout(r, 20));
       await this.teardown(dir);
-      n++;
     }
-    return n;
+    return stale.length;
   }
 
   async prepare(fn: FunctionVersion): Promise<void> {
@@ -86,8 +82,7 @@ export class CliSpawner implements Spawner {
     const p = await this.lookup(req.fn);
     const dir = path.join(this.instances, req.id);
     const rootfs = path.join(dir, 'rootfs');
-    for (const d of ['upper', 'work', 'rootfs']) await fs.mkdir(path.join(dir, d), { recursive: true });
-    await fs.writeFile(path.join(dir, 'owner'), `${process.pid} ${await startTime(process.pid)}`);
+    await makeInstanceDir(dir, ['upper', 'work', 'rootfs']);
     try {
       await run(this.bin, ['mount-overlay', '--lower', p.lower, '--upper', path.join(dir, 'upper'), '--work', path.join(dir, 'work'), '--cwd', this.store.paths.root, rootfs]);
       const env = mergeEnv(p.env, { HOME: '/tmp', ...req.env });
@@ -148,13 +143,6 @@ export class CliSpawner implements Spawner {
   async close(): Promise<void> {
     await Promise.allSettled([...this.live]);
   }
-}
-
-/** Start time of a live pid (field 22 of /proc/<pid>/stat), so a reused pid is not taken for ours. */
-async function startTime(pid: number): Promise<string | undefined> {
-  if (!pid) return undefined;
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  return stat ? stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] : undefined;
 }
 
 function mergeEnv(image: string[], extra: Record<string, string>): string[] {

@@ -5,6 +5,7 @@ import type { Image, ImageStore } from '../images/store.js';
 import type { FunctionVersion } from '../functions/spec.js';
 import { Launcher, defaultSpec } from '../launcher/index.js';
 import { FUNCTION_UID } from './function-spec.js';
+import { instancesDir, makeInstanceDir, staleInstanceDirs } from './instance-dirs.js';
 import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
 
 interface Prepared {
@@ -31,6 +32,16 @@ export class ContainerSpawner implements Spawner {
     return new ContainerSpawner(store, await Launcher.start({ stateRoot: path.join(store.paths.run, 'fn-serve') }));
   }
 
+  /**
+   * Removes instance dirs a dead worker left (its containers died with its fork server, which
+   * exits when its client goes away; only the upper/work dirs remain).
+   */
+  async reapStale(): Promise<number> {
+    const stale = await staleInstanceDirs(this.store.paths.root);
+    for (const dir of stale) await fs.rm(dir, { recursive: true, force: true }).catch(() => {});
+    return stale.length;
+  }
+
   async prepare(fn: FunctionVersion): Promise<void> {
     await this.lookup(fn);
   }
@@ -54,10 +65,8 @@ export class ContainerSpawner implements Spawner {
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
     const p = await this.lookup(req.fn);
     const s = req.fn.settings;
-    const dir = path.join(this.store.paths.root, 'fn-instances', req.id);
-    await fs.mkdir(path.join(dir, 'upper'), { recursive: true });
-    await fs.mkdir(path.join(dir, 'work'), { recursive: true });
-    await fs.mkdir(path.join(dir, 'merged'), { recursive: true });
+    const dir = path.join(instancesDir(this.store.paths.root), req.id);
+    await makeInstanceDir(dir, ['upper', 'work', 'merged']);
     const env = [...mergeEnv(p.env, { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/tmp', ...req.env })];
     const config = defaultSpec({
       args: req.args,

@@ -128,7 +128,8 @@ export class Instance {
     this.lastUsed = Date.now();
     return new Promise<ResultReply>((resolve, reject) => {
       const timer = setTimeout(() => this.onTimeout(req.id, timeoutMs), timeoutMs);
-      this.pending.set(req.id, { resolve, reject, logs: new LogBuffer(), timer });
+      // Room above the shim's own 64 KiB cap so the shim's truncation note survives.
+      this.pending.set(req.id, { resolve, reject, logs: new LogBuffer(65536 + 1024), timer });
       this.proc.stdin.write(encodeRequest(req));
     }).finally(() => {
       this.inflight--;

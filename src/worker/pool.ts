@@ -21,6 +21,8 @@ let seq = 0;
 export class Pool {
   private readonly instances = new Set<Instance>();
   private starting = 0;
+  /** Boots in flight, so close() can wait for them (they stop themselves once closed is set). */
+  private readonly boots = new Set<Promise<unknown>>();
   private readonly waiters: Array<(l: Lease | Error) => void> = [];
   private readonly reaper: NodeJS.Timeout;
   private closed = false;
@@ -77,7 +79,14 @@ export class Pool {
     return this.lend(inst, true);
   }
 
-  private async startOne(): Promise<Instance> {
+  private startOne(): Promise<Instance> {
+    const p = this.boot();
+    this.boots.add(p);
+    void p.then(() => this.boots.delete(p), () => this.boots.delete(p));
+    return p;
+  }
+
+  private async boot(): Promise<Instance> {
     if (this.closed) throw new InstanceError('unavailable', 'worker is shutting down');
     this.starting++;
     const id = `${this.idPrefix}-${(++seq).toString(36)}`;
@@ -131,6 +140,7 @@ export class Pool {
     this.closed = true;
     clearInterval(this.reaper);
     for (const w of this.waiters.splice(0)) w(new InstanceError('unavailable', 'worker is shutting down'));
+    await Promise.allSettled([...this.boots]);
     await Promise.all([...this.instances].map((i) => i.stop(200).catch(() => {})));
     this.instances.clear();
   }

@@ -13,7 +13,10 @@ export async function createSpawner(store: ImageStore, log: Logger): Promise<Spa
   const want = process.env.JIFFY_FN_SPAWNER;
   if (want !== 'cli') {
     try {
-      return await ContainerSpawner.start(store);
+      const fork = await ContainerSpawner.start(store);
+      const stale = await fork.reapStale();
+      if (stale) log.warn({ stale }, 'removed function instance dirs left behind by a worker that did not stop cleanly');
+      return fork;
     } catch (e) {
       if (want === 'fork-server') throw e;
       log.warn({ err: e }, 'launcher fork server unavailable; using the launcher command line (slower boots)');

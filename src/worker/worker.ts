@@ -1,6 +1,7 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { nanoid } from 'nanoid';
+import { hasCode } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { InvocationJob, InvocationOutcome } from '../functions/outcome.js';
 import { FunctionRegistry } from '../functions/registry.js';
@@ -37,7 +38,11 @@ export class FunctionWorker {
   private readonly registry: FunctionRegistry;
   private heartbeat?: NodeJS.Timeout;
 
-  private constructor(private readonly o: FunctionWorkerOptions, private readonly cmd: Redis, private readonly sub: Redis) {
+  /**
+   * `cmd` carries replies (latency-critical publishes) and registry reads; BullMQ's Workers share
+   * `bull`, so a reply never waits behind BullMQ's own pipelined commands.
+   */
+  private constructor(private readonly o: FunctionWorkerOptions, private readonly cmd: Redis, private readonly sub: Redis, private readonly bull: Redis) {
     this.id = o.workerId ?? `w${nanoid(6).replace(/[-_]/g, 'x').toLowerCase()}`;
     this.executor = new Executor(o.spawner, this.id, o.log);
     this.registry = new FunctionRegistry(cmd, o.keys);
@@ -47,8 +52,9 @@ export class FunctionWorker {
   static async start(o: FunctionWorkerOptions): Promise<FunctionWorker> {
     const cmd = connectRedis(o.redisUrl);
     const sub = connectRedis(o.redisUrl);
-    await Promise.all([waitReady(cmd, o.redisUrl), waitReady(sub, o.redisUrl)]);
-    const w = new FunctionWorker(o, cmd, sub);
+    const bull = connectRedis(o.redisUrl);
+    await Promise.all([waitReady(cmd, o.redisUrl), waitReady(sub, o.redisUrl), waitReady(bull, o.redisUrl)]);
+    const w = new FunctionWorker(o, cmd, sub, bull);
     await w.init();
     return w;
   }
@@ -111,7 +117,7 @@ export class FunctionWorker {
       return;
     }
     const w = new Worker(this.o.keys.queueName(fn.name), (job: Job) => this.process(job), {
-      connection: this.cmd,
+      connection: this.bull,
       prefix: this.o.keys.bullPrefix(),
       concurrency: capacity(fn.settings),
       maxStalledCount: 1,
@@ -132,11 +138,14 @@ export class FunctionWorker {
       outcome = await this.executor.run(fn, data, id);
     } catch (e) {
       const timings = { queueWaitMs: Date.now() - data.enqueuedAt, bootMs: 0, initMs: 0, handlerMs: 0, totalMs: Date.now() - data.enqueuedAt };
-      outcome = { id, ok: false, error: { code: 'not_found', message: (e as Error).message }, logs: '', coldStart: false, functionVersion: data.version, timings };
+      const code = hasCode(e, 'not_found') ? 'not_found' : 'unavailable';
+      outcome = { id, ok: false, error: { code, message: (e as Error).message }, logs: '', coldStart: false, functionVersion: data.version, timings };
     }
-    const m = this.cmd.multi().zrem(slots, id);
+    // One write: the reply first (the caller waits on it), then the slot is freed. Redis runs a
+    // connection's commands in order, so the slot is free before the caller can ask again.
+    const m = this.cmd.pipeline();
     if (data.reply) m.publish(data.reply, JSON.stringify(outcome));
-    await m.exec();
+    await m.zrem(slots, id).exec();
     return outcome;
   }
 
@@ -148,6 +157,7 @@ export class FunctionWorker {
     await this.executor.close();
     await this.cmd.zrem(this.o.keys.workers(), this.id).catch(() => {});
     this.sub.disconnect();
+    this.bull.disconnect();
     this.cmd.disconnect();
   }
 }

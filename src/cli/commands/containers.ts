@@ -1,17 +1,21 @@
+/**
+ * Container verbs. Start-up matters here (`jiffy run --rm IMAGE true` is a whole process per
+ * container), so only commander types and small helpers load at registration; each action
+ * imports what it needs (the manager, the image store, log and format helpers) when it runs.
+ */
 import type { Command } from 'commander';
 import path from 'node:path';
 import { JiffyError } from '../../errors.js';
 import { defaultRoot } from '../../paths.js';
-import { ImageStore } from '../../images/store.js';
-import { ContainerManager } from '../../containers/manager.js';
-import { formatTable, parseBytes, psRows } from '../../containers/format.js';
-import { followLogs, logOffset, printLine, readLogs } from '../../containers/logs.js';
-import { formatChanges } from '../../snapshots/diff.js';
+import type { ContainerManager } from '../../containers/manager.js';
 import type { BindMount, CreateOptions } from '../../containers/types.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+const format = () => import('../../containers/format.js');
+const logs = () => import('../../containers/logs.js');
 
 async function manager(): Promise<ContainerManager> {
+  const [{ ContainerManager }, { ImageStore }] = await Promise.all([import('../../containers/manager.js'), import('../../images/store.js')]);
   // A CLI call lives for one command: warm mounts would only cost time here.
   return new ContainerManager({ store: await ImageStore.open(defaultRoot()), warm: false });
 }
@@ -38,7 +42,7 @@ function positive(v: string | undefined, flag: string): number | undefined {
   return n;
 }
 
-function createOptions(image: string, cmd: string[], f: CreateFlags): CreateOptions {
+async function createOptions(image: string, cmd: string[], f: CreateFlags): Promise<CreateOptions> {
   if (f.network && f.network !== 'none' && f.network !== 'host') {
     throw new JiffyError('invalid_argument', `--network ${f.network} is not supported: use none or host`);
   }
@@ -47,7 +51,7 @@ function createOptions(image: string, cmd: string[], f: CreateFlags): CreateOpti
     cmd: cmd.length ? cmd : undefined,
     name: f.name,
     env: f.env,
-    memoryBytes: f.memory ? parseBytes(f.memory) : undefined,
+    memoryBytes: f.memory ? (await format()).parseBytes(f.memory) : undefined,
     cpus: positive(f.cpus, '--cpus'),
     pidsLimit: positive(f.pidsLimit, '--pids-limit'),
     network: (f.network as 'none' | 'host' | undefined) ?? 'none',
@@ -100,7 +104,7 @@ function registerRun(program: Command): void {
     .action(async (image: string, cmd: string[], f: CreateFlags & { detach?: boolean; interactive?: boolean }) => runCmd(image, cmd, f));
 
   createFlags(program.command('create').description('create a container without starting it'))
-    .action(async (image: string, cmd: string[], f: CreateFlags) => console.log((await (await manager()).create(createOptions(image, cmd, f))).id));
+    .action(async (image: string, cmd: string[], f: CreateFlags) => console.log((await (await manager()).create(await createOptions(image, cmd, f))).id));
 
   program.command('start').description('start stopped or created containers').argument('<container...>')
     .option('-a, --attach', 'wait for the container and print its output')
@@ -151,11 +155,13 @@ function registerInspection(program: Command): void {
   program.command('top').description('list the processes of a running container').argument('<container>')
     .action(async (name: string) => {
       const procs = await (await manager()).top(name);
+      const { formatTable } = await format();
       console.log(formatTable([['PID', 'UID', 'CMD'], ...procs.map((p) => [String(p.pid), String(p.uid), p.cmd])]));
     });
 
   program.command('diff').description('list changed files in a container\'s rootfs (A added, C changed, D deleted)').argument('<container>')
     .action(async (name: string) => {
+      const { formatChanges } = await import('../../snapshots/diff.js');
       const text = formatChanges(await (await manager()).diff(name));
       if (text) console.log(text);
     });
@@ -217,8 +223,7 @@ async function eachName(names: string[], fn: (m: ContainerManager, name: string)
 }
 
 async function runCmd(image: string, cmd: string[], f: CreateFlags & { detach?: boolean; interactive?: boolean }): Promise<void> {
-  const m = await manager();
-  const opts = createOptions(image, cmd, f);
+  const [m, opts] = await Promise.all([manager(), createOptions(image, cmd, f)]);
   if (f.detach) {
     const { id } = await m.run({ ...opts, detach: true });
     console.log(id);
@@ -241,6 +246,7 @@ async function startCmd(names: string[], attach: boolean): Promise<void> {
   const m = await manager();
   if (!attach) return eachName(names, (mm, n) => mm.start(n));
   if (names.length !== 1) throw new JiffyError('invalid_argument', 'start -a takes exactly one container');
+  const { followLogs, logOffset, printLine } = await logs();
   const dir = await m.logDir(names[0]);
   const from = await logOffset(dir);
   const rec = await m.start(names[0]);
@@ -250,6 +256,7 @@ async function startCmd(names: string[], attach: boolean): Promise<void> {
 
 async function psCmd(o: { all?: boolean; quiet?: boolean; format?: string }): Promise<void> {
   const recs = await (await manager()).list({ all: !!o.all });
+  const { formatTable, psRows } = await format();
   if (o.quiet) return void recs.forEach((r) => console.log(r.id.slice(0, 12)));
   if (o.format === 'json') return void console.log(JSON.stringify(recs));
   if (o.format && o.format !== 'table') throw new JiffyError('invalid_argument', `--format ${o.format}: use table or json`);
@@ -262,6 +269,7 @@ async function logsCmd(name: string, o: { follow?: boolean; tail?: string }): Pr
   const dir = await m.logDir(rec.id);
   const tail = o.tail !== undefined && o.tail !== 'all' ? Number(o.tail) : undefined;
   if (tail !== undefined && !(tail >= 0)) throw new JiffyError('invalid_argument', `--tail needs a number, got ${o.tail}`);
+  const { followLogs, logOffset, printLine, readLogs } = await logs();
   if (!o.follow) {
     for (const l of await readLogs(dir, { tail })) printLine(l);
     return;

@@ -51,7 +51,12 @@ export function register(program: Command): void {
     .action(async (ref: string, o: { data?: string; async?: boolean; verbose?: boolean; url?: string }) => {
       parseFunctionRef(ref);
       const body = await readData(o.data);
-      const res = await gatewayFetch(gatewayUrl(o.url), `/v1/functions/${encodeURIComponent(ref)}/invoke${o.async ? '?mode=async' : ''}`, { method: 'POST', body: body ? new Uint8Array(body) : undefined });
+      const res = await gatewayFetch(gatewayUrl(o.url), `/v1/functions/${encodeURIComponent(ref)}/invoke${o.async ? '?mode=async' : ''}`, { method: 'POST', body: body ? new Uint8Array(body) : undefined }).catch((e: JiffyError) => {
+        // A failed invocation still has the function's output: show it before the error.
+        const logs = e.details?.logs;
+        if (typeof logs === 'string' && logs) process.stderr.write(`--- function logs ---\n${logs}${logs.endsWith('\n') ? '' : '\n'}---------------------\n`);
+        throw e;
+      });
       if (o.verbose) res.headers.forEach((v, k) => { if (k.startsWith('x-jiffy')) console.error(`${k}: ${v}`); });
       const text = await res.text();
       process.stdout.write(o.async ? `${(JSON.parse(text) as { id: string }).id}\n` : text.endsWith('\n') ? text : `${text}\n`);

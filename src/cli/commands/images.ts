@@ -1,11 +1,27 @@
 import type { Command } from 'commander';
-import { invalid } from '../../errors.js';
+import { JiffyError, hasCode, invalid } from '../../errors.js';
 import { defaultRoot } from '../../paths.js';
 import { ImageStore, type Image } from '../../images/store.js';
 import { parseReference, formatName } from '../../images/reference.js';
 import { loadArchiveFile } from '../../images/load.js';
 import { saveArchive, type ArchiveFormat } from '../../images/save.js';
 import { createProgressRenderer } from '../progress.js';
+
+/** `inspect X`: the image X, else (like docker) the container with that id or name. */
+async function inspectImageOrContainer(store: ImageStore, ref: string): Promise<unknown> {
+  try {
+    return await inspectJSON(store, await store.resolve(ref));
+  } catch (e) {
+    // A container name need not be a valid image reference (e.g. upper case): try it either way.
+    if (!hasCode(e, 'not_found') && !hasCode(e, 'invalid_argument')) throw e;
+    const { ContainerManager } = await import('../../containers/manager.js');
+    const containers = new ContainerManager({ store, warm: false });
+    return containers.get(ref).catch((e2: unknown) => {
+      if (!hasCode(e2, 'not_found')) throw e2;
+      throw new JiffyError('not_found', `no such image or container: ${ref}; list them with jiffy images and jiffy ps -a`, { cause: e });
+    });
+  }
+}
 
 /** Image verbs, docker-style: images, history, inspect, tag, rmi, prune, load, save. */
 export function register(program: Command): void {
@@ -26,12 +42,12 @@ export function register(program: Command): void {
 
   program
     .command('inspect')
-    .description('show low-level information on images as JSON')
-    .argument('<image...>')
+    .description('show low-level information on images (or, when no image matches, containers) as JSON')
+    .argument('<image-or-container...>')
     .action(async (refs: string[]) => {
       const store = await open();
       const out = [];
-      for (const r of refs) out.push(await inspectJSON(store, await store.resolve(r)));
+      for (const r of refs) out.push(await inspectImageOrContainer(store, r));
       console.log(JSON.stringify(out, null, 2));
     });
 
