@@ -10,6 +10,7 @@ pkgs=(
   build-essential      # native launcher (gcc, make)
   libjansson-dev       # launcher's JSON parser for OCI config.json
   busybox-static       # runtime-images/busybox
+  python3.11-minimal libpython3.11-stdlib  # runtime-images/python copies Debian's /usr/bin/python3.11 + stdlib
   redis-server         # queue (jiffy up starts a private one when REDIS_URL is unset)
   crun runc bubblewrap # side-by-side boot benchmarks and interop
   skopeo umoci         # image interop tests (save/load, OCI layout)

@@ -133,6 +133,18 @@ test('jiffy load of an image bigger than the free space fails saying the store i
   assert.doesNotMatch(r.stdout, /Loaded image/);
 });
 
+test('jiffy load of an image whose layer fits as a blob but not unpacked fails saying the store is full', async () => {
+  const st = await fs.statfs(root);
+  const free = st.bavail * st.bsize;
+  // The compressed-or-not blob (about 0.7 × free) is stored; unpacking it needs as much again.
+  const archive = await bigArchive('halfbig:1', Math.floor(free * 0.7));
+  const r = await runJiffy(['load', '-q', '-i', archive], { root });
+  assert.equal(r.code, 1, `a known failure, not a crash (exit 2): ${r.stderr}`);
+  assert.match(r.stderr, /no space left|store .*full|disk .*full/i, r.stderr);
+  assert.doesNotMatch(r.stderr, /not a (usable|valid) tar|corrupt|hostile/i, `the layer is fine, the disk is full: ${r.stderr}`);
+  assert.match(r.stderr, /free (up )?(some )?space|prune|rmi/i, `the message says what to do: ${r.stderr}`);
+});
+
 test('after the failures the store is as it was: images resolve and boot, nothing half-written', async () => {
   assert.ok(before1, 'the first test recorded the store before the failures');
   assert.deepEqual(await scratchLeft(), [], 'no temp files left holding the space');

@@ -10,14 +10,14 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hasCode } from '../src/errors.js';
 import { collect } from '../src/sandboxes/exec.js';
-import { sandboxFixture, type SandboxFixture } from './sandboxes-support.js';
+import { SANDBOX_MODES, sandboxFixture, type SandboxFixture } from './sandboxes-support.js';
 
-describe('sandboxes: bounds', () => {
+for (const mode of SANDBOX_MODES) describe(`sandboxes: bounds (${mode})`, () => {
   let f: SandboxFixture;
   let hostDir: string;
   let id: string;
   before(async () => {
-    f = await sandboxFixture('bounds');
+    f = await sandboxFixture('bounds', mode);
     hostDir = await fs.mkdtemp(path.join(os.tmpdir(), 'jiffy-sb-host-'));
     await fs.writeFile(path.join(hostDir, 'secret'), 'host-secret');
     [{ id }] = await f.sm.create({ ttlS: 120 });

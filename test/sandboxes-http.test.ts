@@ -7,17 +7,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Hono } from 'hono';
 import { sandboxApp } from '../src/sandboxes/server.js';
-import { sandboxFixture, type SandboxFixture } from './sandboxes-support.js';
+import { SANDBOX_MODES, sandboxFixture, type SandboxFixture } from './sandboxes-support.js';
 
 interface ExecLine { stream?: 'stdout' | 'stderr'; data?: string; exit?: { code: number; signal: string | null; timedOut: boolean; truncated: boolean } }
 
 const json = (body: unknown) => ({ method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 
-describe('sandboxes: HTTP API', () => {
+for (const mode of SANDBOX_MODES) describe(`sandboxes: HTTP API (${mode})`, () => {
   let f: SandboxFixture;
   let app: Hono;
   before(async () => {
-    f = await sandboxFixture('http');
+    f = await sandboxFixture('http', mode);
     app = sandboxApp(f.sm, 1024 * 1024);
   });
   after(async () => f?.cleanup());

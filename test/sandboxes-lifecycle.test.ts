@@ -11,12 +11,12 @@ import { after, before, describe, it } from 'node:test';
 import { hasCode } from '../src/errors.js';
 import { SandboxManager } from '../src/sandboxes/manager.js';
 import { collect } from '../src/sandboxes/exec.js';
-import { diskUsage, sandboxFixture, until, type SandboxFixture } from './sandboxes-support.js';
+import { SANDBOX_MODES, diskUsage, sandboxFixture, until, type SandboxFixture } from './sandboxes-support.js';
 
-describe('sandboxes: lifecycle', () => {
+for (const mode of SANDBOX_MODES) describe(`sandboxes: lifecycle (${mode})`, () => {
   let f: SandboxFixture;
   before(async () => {
-    f = await sandboxFixture('life');
+    f = await sandboxFixture('life', mode);
   });
   after(async () => f?.cleanup());
 
@@ -121,7 +121,7 @@ describe('sandboxes: lifecycle', () => {
   });
 
   it('hands out ready sandboxes from a pool, and leaves no spares behind', async () => {
-    const pooled = new SandboxManager({ containers: f.containers, store: f.store, reapIntervalMs: 0, pool: { size: 2 } });
+    const pooled = new SandboxManager({ ...f.managerOptions, reapIntervalMs: 0, pool: { size: 2 } });
     let spares: string[] = [];
     try {
       await pooled.warm({ memoryMb: 64 });
@@ -141,7 +141,7 @@ describe('sandboxes: lifecycle', () => {
     // Spares of a dead owner are swept by the next manager.
     const dead = 4_000_000;
     const rec = await f.containers.run({ image: 'busybox:latest', name: `sbpool-${dead}-x`, cmd: ['sleep', '1000'], stdio: ['ignore', 'ignore', 'ignore'] });
-    const next = new SandboxManager({ containers: f.containers, store: f.store, reapIntervalMs: 0 });
+    const next = new SandboxManager({ ...f.managerOptions, reapIntervalMs: 0 });
     await next.reap();
     await next.close();
     await assert.rejects(f.containers.get(rec.id), (e) => hasCode(e, 'not_found'));
@@ -152,7 +152,7 @@ describe('sandboxes: lifecycle', () => {
     const [sb] = await f.sm.create({ ttlS: 1 });
     const [keep] = await f.sm.create({ ttlS: 120 });
     // …and removed by a later manager whose reaper reads the expiry from the record on disk.
-    const later = new SandboxManager({ containers: f.containers, store: f.store, reapIntervalMs: 100 });
+    const later = new SandboxManager({ ...f.managerOptions, reapIntervalMs: 100 });
     try {
       await until(async () => !(await f.sm.list()).some((s) => s.id === sb.id), 'the expired sandbox to be reaped');
     } finally {

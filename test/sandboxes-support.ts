@@ -1,7 +1,9 @@
 /**
  * Fixtures for the sandbox tests: a temp JIFFY_ROOT with busybox:latest, a ContainerManager and a
  * SandboxManager on it, and a cleanup that removes every sandbox and container and then asserts
- * that nothing of ours stays mounted or in a cgroup.
+ * that nothing of ours stays mounted or in a cgroup. Every suite runs in both boot modes:
+ * `runtime-cli` (no launcher: the OCI runtime CLI, as the CLI uses it) and `launcher` (a fork
+ * server Launcher started for the fixture, as `jiffy sandbox serve` uses it).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -10,14 +12,23 @@ import path from 'node:path';
 import { ensureRuntimeImage } from '../src/build/runtime-images.js';
 import { cgroupsMatching } from '../src/containers/cgroup.js';
 import { ContainerManager } from '../src/containers/manager.js';
+import { Launcher } from '../src/launcher/index.js';
 import { ImageStore } from '../src/images/store.js';
 import { createLogger } from '../src/log.js';
 import { SandboxManager, type SandboxManagerOptions } from '../src/sandboxes/manager.js';
 import { collect } from '../src/sandboxes/exec.js';
 import { mountsUnder, umount } from '../src/snapshots/mount.js';
 
+/** How sandboxes boot: OCI runtime CLI (no launcher) or the launcher's fork server. */
+export type SandboxMode = 'runtime-cli' | 'launcher';
+export const SANDBOX_MODES: SandboxMode[] = ['runtime-cli', 'launcher'];
+
 export interface SandboxFixture {
   root: string;
+  mode: SandboxMode;
+  launcher?: Launcher;
+  /** The options the fixture's manager got (launcher, log): for further managers in a test. */
+  managerOptions: Pick<SandboxManagerOptions, 'containers' | 'store' | 'launcher' | 'log'>;
   store: ImageStore;
   containers: ContainerManager;
   sm: SandboxManager;
@@ -27,25 +38,28 @@ export interface SandboxFixture {
 }
 
 /** A fresh store with busybox and a SandboxManager (extra manager options allowed). */
-export async function sandboxFixture(prefix: string, opts: Partial<SandboxManagerOptions> = {}): Promise<SandboxFixture> {
+export async function sandboxFixture(prefix: string, mode: SandboxMode = 'runtime-cli', opts: Partial<SandboxManagerOptions> = {}): Promise<SandboxFixture> {
   const root = await fs.mkdtemp(path.join(os.tmpdir(), `jiffy-sb-${prefix}-`));
   const store = await ImageStore.open(root);
   await ensureRuntimeImage(store, 'busybox');
   const log = createLogger('test-sandboxes', 'warn');
   const containers = new ContainerManager({ store, log, warm: { perImage: 1 } });
-  const sm = new SandboxManager({ containers, store, log, reapIntervalMs: 0, ...opts });
+  const launcher = mode === 'launcher' ? await Launcher.start({ logger: log }) : undefined;
+  const managerOptions = { containers, store, log, launcher };
+  const sm = new SandboxManager({ ...managerOptions, reapIntervalMs: 0, ...opts });
   const run = async (id: string, cmd: string[] | string, o: { stdin?: string; env?: string[]; cwd?: string } = {}) => {
     const x = await sm.exec(id, { cmd: typeof cmd === 'string' ? ['/bin/sh', '-c', cmd] : cmd, ...o });
     const [out, err, r] = await Promise.all([collect(x.stdout), collect(x.stderr), x.done]);
     return { out: out.toString(), err: err.toString(), code: r.exitCode };
   };
   return {
-    root, store, containers, sm, run,
+    root, mode, launcher, managerOptions, store, containers, sm, run,
     cleanup: async () => {
-      await sm.close();
       for (const s of await sm.records.list()) await sm.remove(s.id).catch(() => undefined);
+      await sm.close();
       const ids = (await containers.records.list()).map((r) => r.id);
       for (const id of ids) await containers.remove(id, { force: true }).catch(() => undefined);
+      await launcher?.close();
       await containers.close();
       const leftMounts = await mountsUnder(root);
       const leftCgroups = (await Promise.all(ids.map((id) => cgroupsMatching(id)))).flat();

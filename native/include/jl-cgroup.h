@@ -44,6 +44,9 @@ int jl_cg_stats(struct jl_cgroup *cg, struct jl_cg_stats *st, struct jl_err *err
 int jl_cg_freeze(struct jl_cgroup *cg, bool frozen, struct jl_err *err);
 /* SIGKILL every process left in the cgroup (thaws first: frozen tasks cannot die). */
 void jl_cg_kill_all(struct jl_cgroup *cg);
+/* One rmdir attempt in every hierarchy not removed yet: 1 = gone everywhere (fds closed),
+ * 0 = still busy somewhere (tasks finishing their exit; try again later), -1 = error (fds closed). */
+int jl_cg_try_remove(struct jl_cgroup *cg, struct jl_err *err);
 /* rmdir everywhere (retries briefly while the last tasks finish exiting) and close fds. */
 int jl_cg_destroy(struct jl_cgroup *cg, struct jl_err *err);
 void jl_cg_close(struct jl_cgroup *cg);

@@ -256,23 +256,37 @@ void jl_cg_kill_all(struct jl_cgroup *cg) {
   }
 }
 
-int jl_cg_destroy(struct jl_cgroup *cg, struct jl_err *err) {
-  int ret = 0;
+int jl_cg_try_remove(struct jl_cgroup *cg, struct jl_err *err) {
+  bool busy = false, failed = false;
   for (int i = 0; i < cg->nh; i++) {
     if (cg->parentfd[i] < 0) continue;
-    /* Tasks leave the cgroup a little after their parent reaped them (exit is finished
-     * asynchronously), so rmdir can see EBUSY briefly: retry for up to ~1 s. */
-    for (int tries = 0; ; tries++) {
-      if (unlinkat(cg->parentfd[i], cg->name, AT_REMOVEDIR) == 0 || errno == ENOENT) break;
-      if (errno != EBUSY || tries >= 1000) {
-        ret = jl_syserr(err, "rmdir cgroup jiffy/%s", cg->name);
-        break;
-      }
-      usleep(tries < 10 ? 100 : 1000);
+    if (unlinkat(cg->parentfd[i], cg->name, AT_REMOVEDIR) < 0 && errno != ENOENT) {
+      if (errno == EBUSY) { busy = true; continue; }
+      failed = true;  /* reported; the other hierarchies are still worth removing */
+      jl_syserr(err, "rmdir cgroup jiffy/%s", cg->name);
     }
+    close(cg->parentfd[i]);  /* done with this hierarchy: a retry skips it */
+    cg->parentfd[i] = -1;
   }
+  if (busy) return 0;
   jl_cg_close(cg);
-  return ret;
+  return failed ? -1 : 1;
+}
+
+int jl_cg_destroy(struct jl_cgroup *cg, struct jl_err *err) {
+  /* Tasks leave the cgroup a little after their parent reaped them (exit is finished
+   * asynchronously), so rmdir can see EBUSY briefly: retry for up to ~1 s. */
+  for (int tries = 0; ; tries++) {
+    int r = jl_cg_try_remove(cg, err);
+    if (r != 0) return r < 0 ? -1 : 0;
+    if (tries >= 1000) {
+      errno = EBUSY;
+      jl_syserr(err, "rmdir cgroup jiffy/%s", cg->name);
+      jl_cg_close(cg);
+      return -1;
+    }
+    usleep(tries < 10 ? 100 : 1000);
+  }
 }
 
 void jl_cg_close(struct jl_cgroup *cg) {

@@ -110,6 +110,8 @@ static int op_boot(uint32_t handle, json_t *req, struct jl_err *err) {
   snprintf(c->id, sizeof c->id, "%s", id);
   int child[3] = {-1, -1, -1}, parent[3] = {-1, -1, -1};
   int r = take_cgroup(&c->pc, err);
+  /* The cgroup of an earlier container with this id may still wait for removal (serve-grave.c). */
+  if (r == 0 && jl_cg_can_rename(S.mode)) r = sv_grave_release_name(id, err);
   if (r == 0 && jl_cg_can_rename(S.mode) && (r = jl_cg_rename(&c->pc.cg, id, err)) < 0 && err->errnum == EEXIST)
     jl_fail(err, "already_exists", "a cgroup jiffy/%s already exists (another container with this id?)", id);
   if (r == 0) r = jl_cg_apply(&c->pc.cg, &cfg.res, err);

@@ -40,7 +40,12 @@ void sv_update_out_interest(struct proc *p) {
 void sv_update_throttle(void) {
   size_t pending = jl_out_pending();
   bool t = S.throttled ? pending > OUT_LOW : pending > OUT_HIGH;
-  sv_ep_set(1, pending ? EPOLLOUT : 0, sv_tag(TAG_OUT1, 0));
+  uint32_t ev = pending ? EPOLLOUT : 0;
+  if (!S.out1_set || ev != S.out1_ev) {  /* one epoll_ctl per change, not per loop turn */
+    sv_ep_set(1, ev, sv_tag(TAG_OUT1, 0));
+    S.out1_set = true;
+    S.out1_ev = ev;
+  }
   if (t == S.throttled) return;
   S.throttled = t;
   for (size_t i = 0; i < S.nprocs; i++) if (S.procs[i]) sv_update_out_interest(S.procs[i]);
@@ -97,7 +102,11 @@ void sv_pump_in(struct proc *p) {
   ack_stdin(p, done);
   if (p->in_fd < 0) return;
   if (p->inq.len == p->inq.off && p->in_close) { sv_close_in(p); return; }
-  sv_ep_set(p->in_fd, p->inq.len > p->inq.off ? EPOLLOUT : 0, sv_tag(TAG_PIN, sv_slot_of(p)));
+  uint32_t ev = p->inq.len > p->inq.off ? EPOLLOUT : 0;
+  if (ev != p->in_ev) {
+    sv_ep_set(p->in_fd, ev, sv_tag(TAG_PIN, sv_slot_of(p)));
+    p->in_ev = ev;
+  }
 }
 
 void sv_on_stdin_frame(uint32_t handle, const char *data, size_t n) {
@@ -113,7 +122,17 @@ void sv_on_stdin_frame(uint32_t handle, const char *data, size_t n) {
     if (jl_buf_append(&p->inq, data, n) < 0) abort();
     p->in_unacked += (uint32_t)n;
   }
-  sv_pump_in(p);
+  p->in_dirty = true;
+}
+
+void sv_flush_stdin(void) {
+  for (size_t i = 0; i < S.nprocs; i++) {
+    struct proc *p = S.procs[i];
+    if (!p || !p->in_dirty) continue;
+    p->in_dirty = false;
+    /* While EPOLLOUT is armed the pipe is full: the event will pump, a write now would EAGAIN. */
+    if (p->in_ev == 0 || p->in_close) sv_pump_in(p);
+  }
 }
 
 struct proc *sv_proc_by_handle(uint32_t handle) {

@@ -57,12 +57,10 @@ static void remove_ctr(struct ctr *c) {
 }
 
 /* The container is over when its init is. Its exit frame is already out (stats were read while
- * the cgroup existed); now any stragglers go, then the cgroup. */
+ * the cgroup existed); stragglers and the cgroup go at the next idle moments (serve-grave.c). */
 static void finish_container(struct ctr *c) {
-  struct jl_err err;
   close(c->pidfd);
-  jl_cg_kill_all(&c->pc.cg);
-  if (jl_cg_destroy(&c->pc.cg, &err) < 0) fprintf(stderr, "jiffy-launch serve: %s\n", err.msg);
+  sv_grave_add(&c->pc.cg);
   for (size_t i = 0; i < S.nprocs; i++) if (S.procs[i] && S.procs[i]->ctr == c) S.procs[i]->ctr = NULL;
   remove_ctr(c);
 }
@@ -90,10 +88,7 @@ static void on_exit_of(struct proc *p, int status, const struct rusage *ru) {
   S.procs[sv_slot_of(p)] = NULL;
   free(p->inq.data);
   free(p);
-  if (done) {
-    jl_out_flush();  /* the client learns about the exit before the (slow, v1 memcg) rmdir */
-    finish_container(done);
-  }
+  if (done) finish_container(done);
 }
 
 static void reap(void) {
@@ -136,6 +131,7 @@ static void on_input(void) {
     }
     jl_buf_consume(&S.in, 4 + (size_t)len);
   }
+  sv_flush_stdin();
 }
 
 static void on_event(struct epoll_event *ev) {
@@ -155,19 +151,24 @@ static void on_event(struct epoll_event *ev) {
   case TAG_POUT: if (p) sv_pump_out(p, 0, false); break;
   case TAG_PERR: if (p) sv_pump_out(p, 1, false); break;
   case TAG_PIN: if (p) sv_pump_in(p); break;
+  case TAG_NETNS: sv_netns_on_readable(); break;
   }
 }
 
-static bool pool_wanted(void) { return S.ncgpool < POOL_TARGET || S.nnetpool < POOL_TARGET; }
+/* Inline refills; with the helper running, network namespaces arrive from it instead. */
+static bool inline_netns(void) { return S.netsock < 0 && S.nnetpool < POOL_TARGET; }
+static bool pool_wanted(void) { return S.ncgpool < POOL_TARGET || inline_netns(); }
 
-/* Little per idle moment, so a request arriving meanwhile waits for at most one mkdir + unshare. */
+/* One item per idle moment (a cgroup or a netns, whichever pool is shorter), so a frame arriving
+ * meanwhile waits for at most one mkdir set or one unshare, not both. */
 static void refill_pool(void) {
   struct jl_err err;
-  int r = 0;
-  /* A boot takes one of each, so each idle moment makes one of each. */
-  if (S.ncgpool < POOL_TARGET && (r = jl_pool_cg_create(&S.cgpool[S.ncgpool], S.mode, S.seq++, &err)) == 0) S.ncgpool++;
-  if (r == 0 && S.nnetpool < POOL_TARGET && (r = jl_pool_netns_create(S.hostnet, &S.netpool[S.nnetpool], &err)) == 0)
-    S.nnetpool++;
+  int r;
+  uint64_t t0 = jl_now_us();
+  bool cg = S.ncgpool < POOL_TARGET && (S.ncgpool <= S.nnetpool || !inline_netns());
+  if (cg && (r = jl_pool_cg_create(&S.cgpool[S.ncgpool], S.mode, S.seq++, &err)) == 0) S.ncgpool++;
+  else if (!cg && (r = jl_pool_netns_create(S.hostnet, &S.netpool[S.nnetpool], &err)) == 0) S.nnetpool++;
+  if (S.trace) fprintf(stderr, "jiffy-launch serve: refill %s: %llu us\n", cg ? "cgroup" : "netns", (unsigned long long)(jl_now_us() - t0));
   if (r == 0) return;
   fprintf(stderr, "jiffy-launch serve: pre-creating a pool item: %s (retrying in 1 s)\n", err.msg);
   S.refill_after_us = jl_now_us() + 1000000;
@@ -195,6 +196,8 @@ static void shutdown_all(void) {
     reap();
     usleep(1000);
   }
+  sv_netns_helper_stop();
+  sv_grave_drain();
   while (S.ncgpool > 0) jl_pool_cg_discard(&S.cgpool[--S.ncgpool]);
   while (S.nnetpool > 0) close(S.netpool[--S.nnetpool]);
   int flags = fcntl(1, F_GETFL);
@@ -214,15 +217,21 @@ static int serve_init(struct jl_err *err) {
   sigaddset(&set, SIGHUP);
   sigprocmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
+  S.netsock = -1;
+  S.hostnet = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (S.hostnet < 0) return jl_syserr(err, "serve: open /proc/self/ns/net");
+  struct jl_err herr = {0};
+  /* Forked before the server opens anything else, so the helper holds nothing of the server's. */
+  if (sv_netns_helper_start(&herr) < 0) fprintf(stderr, "jiffy-launch serve: %s; making network namespaces inline\n", herr.msg);
   S.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   S.ep = epoll_create1(EPOLL_CLOEXEC);
   S.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  S.hostnet = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-  if (S.sfd < 0 || S.ep < 0 || S.devnull < 0 || S.hostnet < 0) return jl_syserr(err, "serve: setup");
+  if (S.sfd < 0 || S.ep < 0 || S.devnull < 0) return jl_syserr(err, "serve: setup");
   fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
   fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
   sv_ep_set(0, EPOLLIN, sv_tag(TAG_IN, 0));
   sv_ep_set(S.sfd, EPOLLIN, sv_tag(TAG_SIG, 0));
+  if (S.netsock >= 0) sv_ep_set(S.netsock, EPOLLIN, sv_tag(TAG_NETNS, 0));
   return 0;
 }
 
@@ -231,13 +240,20 @@ int jl_cmd_serve(struct jl_cli *c, struct jl_err *err) {
   if (serve_init(err) < 0) return -1;
   struct epoll_event evs[64];
   while (!S.stopping) {
-    /* Idle time (nothing ready right now) is when the pools are refilled. */
+    sv_netns_request();
+    /* Idle time (nothing ready right now) is when the pools are refilled and dead cgroups removed. */
     bool want = pool_wanted();
     uint64_t now = jl_now_us();
-    int timeout = !want ? -1 : now >= S.refill_after_us ? 0 : (int)((S.refill_after_us - now) / 1000) + 1;
+    uint64_t due = sv_grave_due_us();
+    if (want && S.refill_after_us < due) due = S.refill_after_us;
+    int timeout = due == UINT64_MAX ? -1 : now >= due ? 0 : (int)((due - now + 999) / 1000);
     int n = epoll_wait(S.ep, evs, 64, timeout);
     if (n < 0 && errno != EINTR) return jl_syserr(err, "epoll_wait");
-    if (n == 0 && want && jl_now_us() >= S.refill_after_us) refill_pool();
+    /* Under constant load there is no idle moment: past GRAVE_BACKLOG the graveyard gets one
+     * attempt per loop turn anyway, so it cannot grow without bound. */
+    bool grave_due = sv_grave_due_us() <= jl_now_us();
+    if (grave_due && (n == 0 || sv_grave_count() > GRAVE_BACKLOG)) sv_grave_work();
+    else if (n == 0 && want && jl_now_us() >= S.refill_after_us) refill_pool();
     for (int i = 0; i < n; i++) on_event(&evs[i]);
     jl_out_flush();
     sv_update_throttle();

@@ -33,26 +33,54 @@ export function encodeFrame(type: number, handle: number, payload: Buffer = Buff
   return out;
 }
 
-/** Incremental decoder: feed stream chunks, get whole frames. */
+/** Payloads at least this big share the chunk's memory instead of being copied. */
+const SHARE_AT = 4096;
+
+/**
+ * Incremental decoder: feed stream chunks, get whole frames. A chunk that holds whole frames is
+ * parsed in place; bytes of an unfinished frame are kept as a list of chunks and joined once, when
+ * the frame is complete (not on every chunk, which for a frame spread over many small reads
+ * would copy it over and over). Big payloads are views into the chunk (stream chunks are never
+ * reused by Node); small ones are copied so they do not pin a whole 64 KiB chunk.
+ */
 export class FrameDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private pending: Buffer[] = [];
+  private size = 0;
+  /** Bytes needed before parsing is worth trying again. */
+  private need = HEADER;
 
   push(chunk: Buffer): Frame[] {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.size === 0) return this.parse(chunk);
+    this.pending.push(chunk);
+    this.size += chunk.length;
+    if (this.size < this.need) return [];
+    const joined = Buffer.concat(this.pending, this.size);
+    this.pending = [];
+    this.size = 0;
+    return this.parse(joined);
+  }
+
+  private parse(buf: Buffer): Frame[] {
     const frames: Frame[] = [];
     let off = 0;
-    while (this.buf.length - off >= HEADER) {
-      const len = this.buf.readUInt32LE(off);
-      if (this.buf.length - off < 4 + len) break;
+    while (buf.length - off >= HEADER) {
+      const len = buf.readUInt32LE(off);
+      if (buf.length - off < 4 + len) break;
+      const body = buf.subarray(off + HEADER, off + 4 + len);
       frames.push({
-        type: this.buf.readUInt8(off + 4),
-        handle: this.buf.readUInt32LE(off + 5),
-        // copy: the payload outlives this chunk (it is pushed into stream buffers)
-        payload: Buffer.from(this.buf.subarray(off + HEADER, off + 4 + len)),
+        type: buf.readUInt8(off + 4),
+        handle: buf.readUInt32LE(off + 5),
+        payload: body.length >= SHARE_AT ? body : Buffer.from(body),
       });
       off += 4 + len;
     }
-    this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
+    this.need = HEADER;
+    if (off < buf.length) {
+      const tail = buf.subarray(off);
+      this.pending = [tail];
+      this.size = tail.length;
+      if (tail.length >= 4) this.need = 4 + tail.readUInt32LE(0);
+    }
     return frames;
   }
 }

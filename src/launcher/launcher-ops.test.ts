@@ -4,7 +4,7 @@
  * server death and leak-free close.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,6 +22,19 @@ function collect(s: Readable | null): Promise<string> {
     s!.on('error', reject);
     s!.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
   });
+}
+
+/** Pids whose parent is `ppid`. */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(e));
+    } catch { /* exited meanwhile */ }
+  }
+  return out;
 }
 
 describe('Launcher ops', () => {
@@ -140,6 +153,56 @@ describe('Launcher ops', () => {
     assert.equal(processAlive(h.pid), false);
     assert.deepEqual(cgroupsMatching(id), []);
     await assert.rejects(l2.boot({ id, config: spec(['/bin/true']) }), (err: Error) => hasCode(err, 'unavailable'));
+  });
+
+  test('an id can be booted again right after wait(); the old cgroups are still removed', async () => {
+    const id = `${tag}-again`;
+    for (let i = 0; i < 5; i++) {
+      const h = await l.boot({ id, config: spec(['/bin/sh', '-c', `echo round ${i}`]) });
+      const out = collect(h.stdout);
+      assert.equal((await h.wait()).exitCode, 0);
+      assert.equal(await out, `round ${i}\n`);
+    }
+    // Removal happens after wait() resolves (at the server's next idle moment): poll, hang guard only.
+    await eventually(() => cgroupsMatching(id).length === 0, `cgroups of ${id} removed`);
+    await eventually(() => cgroupsMatching(`.pool-${l.serverPid}-d`).length === 0, 'renamed-away cgroups removed');
+  });
+
+  test('close() right after many exits still removes every cgroup', async () => {
+    const l2 = await Launcher.start();
+    const ids = Array.from({ length: 8 }, (_, i) => `${tag}-burst${i}`);
+    const hs = await Promise.all(ids.map((id) => l2.boot({ id, config: spec(['/bin/true']), stdin: 'null' })));
+    for (const h of hs) assert.equal((await h.wait()).exitCode, 0);
+    const helpers = childrenOf(l2.serverPid!); // the netns helper (no container is left running)
+    assert.equal(helpers.length, 1, `expected only the netns helper under the server, got ${helpers}`);
+    await l2.close();
+    assert.equal(processAlive(helpers[0]), false, 'the netns helper outlived its server');
+    assert.deepEqual(cgroupsMatching(`${tag}-burst`), []);
+    assert.deepEqual(cgroupsMatching(`.pool-${l2.serverPid}-`), [], 'pooled or renamed cgroups left by the server');
+  });
+
+  test('stdin: writes complete within the credit window, and stall beyond it until the process reads', { timeout: 60_000 }, async () => {
+    const id = `${tag}-window`;
+    const go = path.join(rootfs, 'tmp', `go-${id}`);
+    const script = `while [ ! -e /tmp/go-${id} ]; do sleep 0.02; done; wc -c`;
+    const h = await l.boot({ id, config: spec(['/bin/sh', '-c', script]) });
+    const out = collect(h.stdout);
+    const write = (n: number) => {
+      const s = { done: false, p: Promise.resolve() };
+      s.p = new Promise<void>((resolve, reject) => h.stdin!.write(Buffer.alloc(n, 'a'), (e) => (e ? reject(e) : resolve())));
+      void s.p.then(() => { s.done = true; });
+      return s;
+    };
+    // 512 KiB is far more than the pipe holds, and the process is not reading: only the window lets it complete.
+    await write(512 * 1024).p;
+    const big = write(2 * 1024 * 1024);
+    await l.stats(id); // one server round trip: every ack the server could send so far has arrived
+    assert.equal(big.done, false, 'a write beyond the window completed while the process read nothing');
+    await fs.writeFile(go, '');
+    await big.p;
+    h.stdin!.end();
+    assert.equal((await h.wait()).exitCode, 0);
+    assert.equal((await out).trim(), String(512 * 1024 + 2 * 1024 * 1024));
   });
 
   test('a dead server fails pending calls with unavailable and takes its containers along', async () => {

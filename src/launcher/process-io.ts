@@ -1,7 +1,11 @@
 /**
  * One booted or exec'd process as seen by the binding: its stdio streams (relayed as frames by
  * the server) and its exit. Flow control both ways:
- *   - stdin: a write completes only when the server acks that the bytes reached the pipe;
+ *   - stdin: a credit window. Writes go out at once; a write completes as soon as at most
+ *     STDIN_WINDOW bytes sent are still unacknowledged by the server (acks say the bytes reached
+ *     the pipe). Small messages (a warm instance's requests) thus never wait for a round trip
+ *     through the server, while a producer faster than the process still stalls, with at most
+ *     STDIN_WINDOW bytes queued in the server for this process.
  *   - stdout/stderr: when a Readable's buffer is full the server is asked to stop reading the
  *     pipe (pause-out) until the consumer reads again (resume-out).
  * The server sends both EOFs before the exit frame, so `wait()` resolves after the streams end.
@@ -23,6 +27,8 @@ export interface ExitStatus {
 type Send = (type: number, handle: number, payload?: Buffer) => void;
 
 const STDIN_SLICE = 256 * 1024;
+/** Unacknowledged stdin bytes a process may have queued in the server before writes stall. */
+export const STDIN_WINDOW = 1024 * 1024;
 
 export class ProcessIo {
   readonly stdin: Writable | null;
@@ -33,7 +39,8 @@ export class ProcessIo {
   private rejectExit!: (e: Error) => void;
   private sent = 0;
   private acked = 0;
-  private waiters: { end: number; cb: (e?: Error | null) => void }[] = [];
+  /** Writes that went out beyond the window: each completes once acked >= its `until`. */
+  private waiters: { until: number; cb: (e?: Error | null) => void }[] = [];
   private outPaused = false;
   private done = false;
 
@@ -65,7 +72,8 @@ export class ProcessIo {
           this.sent += part.length;
           this.send(FrameType.stdin, this.handle, part);
         }
-        this.waiters.push({ end: this.sent, cb });
+        if (this.sent - this.acked <= STDIN_WINDOW) return cb();
+        this.waiters.push({ until: this.sent - STDIN_WINDOW, cb });
       },
       final: (cb) => {
         if (!this.done) this.send(FrameType.stdin, this.handle); // empty frame = close stdin
@@ -90,7 +98,7 @@ export class ProcessIo {
 
   onStdinAck(n: number): void {
     this.acked += n;
-    while (this.waiters.length && this.waiters[0].end <= this.acked) this.waiters.shift()!.cb();
+    while (this.waiters.length && this.waiters[0].until <= this.acked) this.waiters.shift()!.cb();
   }
 
   onExit(status: ExitStatus): void {

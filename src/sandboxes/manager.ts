@@ -5,8 +5,13 @@
  *   create   — a container from an image (or from a snapshot: a fork) whose init is an idle shell
  *              loop, started at once; its rootfs is an overlay with its own upper dir over the
  *              image's shared layers, so a fork costs one small directory, not a copy.
- *   exec     — commands enter the running container (setns via nsenter, in its cgroups), output
- *              streamed and bounded (./exec.ts); files go in and out through the rootfs (./files.ts).
+ *   exec     — commands enter the running container (its namespaces, cgroup and security
+ *              settings), output streamed and bounded (./exec.ts); files go in and out through
+ *              the rootfs (./files.ts).
+ *   boot     — with a `launcher` (server mode) through its fork server, one request per boot and
+ *              per exec (./launched.ts): the sandboxes then live as long as the launcher does.
+ *              Without one (CLI direct mode) through the OCI runtime CLI, under a monitor, so
+ *              they outlive the CLI call.
  *   snapshot — commit: the upper dir becomes one layer on top of the image, with a history entry;
  *              later forks share that layer read-only.
  *   expiry   — every record carries `expiresAt`; a reaper timer removes expired sandboxes, and since
@@ -20,8 +25,10 @@ import { resolveEnv } from '../containers/spec.js';
 import type { ContainerRecord, CreateOptions } from '../containers/types.js';
 import { normalizeRef, type ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
+import type { Launcher } from '../launcher/index.js';
 import { execStreaming } from './exec.js';
 import { readSandboxFile, writeSandboxFile } from './files.js';
+import { LaunchedContainers } from './launched.js';
 import { SandboxPool, type SandboxPoolOptions } from './pool.js';
 import { SandboxRecords } from './records.js';
 import type { Sandbox, SandboxCreateOptions, SandboxExecOptions, SandboxExecution, SandboxSnapshot } from './types.js';
@@ -29,8 +36,11 @@ import type { Sandbox, SandboxCreateOptions, SandboxExecOptions, SandboxExecutio
 export interface SandboxManagerOptions {
   containers: ContainerManager;
   store: ImageStore;
-  /** H1's launcher binding (unused for now: containers boot through ContainerManager's runtime). */
-  launcher?: unknown;
+  /**
+   * A started fork-server launcher (server mode): sandboxes boot and exec through it, and die
+   * with it. Without one they boot through the OCI runtime CLI and outlive this process.
+   */
+  launcher?: Launcher;
   log?: Logger;
   /**
    * Who watches a sandbox's init: `in-process` (default; this process boots it — fastest, for a
@@ -65,6 +75,7 @@ export class SandboxManager {
   private timer?: NodeJS.Timeout;
   private reaping?: Promise<number>;
   private readonly pool?: SandboxPool;
+  private readonly launched?: LaunchedContainers;
   private swept = false;
 
   constructor(opts: SandboxManagerOptions) {
@@ -74,6 +85,7 @@ export class SandboxManager {
     this.records = new SandboxRecords(opts.store.paths.root);
     this.bootMode = opts.boot ?? 'in-process';
     this.defaultImage = opts.defaultImage ?? 'busybox:latest';
+    if (opts.launcher) this.launched = new LaunchedContainers(opts.launcher, opts.containers, opts.log);
     if (opts.pool && opts.pool.size > 0) this.pool = new SandboxPool(this.containers, (o) => this.boot(o), { ...opts.pool, log: opts.log });
     const every = opts.reapIntervalMs ?? 1000;
     if (every > 0) {
@@ -161,6 +173,7 @@ export class SandboxManager {
 
   /** Create and start the container; returns its id once its init runs (or has exited). */
   private async boot(opts: CreateOptions): Promise<string> {
+    if (this.launched) return this.launched.boot(opts);
     if (this.bootMode === 'monitor') {
       const rec = await this.containers.create(opts);
       await this.containers.start(rec.id).catch(async (e) => {
@@ -177,7 +190,9 @@ export class SandboxManager {
   /** Run a command in a sandbox; output streams, `done` gives the outcome (see ./exec.ts). */
   async exec(id: string, o: SandboxExecOptions): Promise<SandboxExecution> {
     const { sb, rec } = await this.running(id);
-    return execStreaming(rec, { ...o, env: [...sb.env, ...(o.env ?? [])] });
+    const opts = { ...o, env: [...sb.env, ...(o.env ?? [])] };
+    if (this.launched?.has(rec.id)) return this.launched.exec(rec, opts);
+    return execStreaming(rec, opts);
   }
 
   /** Write a file into a sandbox (parents created); returns the bytes written. */
@@ -197,7 +212,7 @@ export class SandboxManager {
   async snapshot(id: string, o: { ref?: string; message?: string } = {}): Promise<SandboxSnapshot> {
     const sb = await this.records.find(id);
     const ref = normalizeRef(o.ref ?? `sandbox-${sb.id.slice(0, 12)}:snap-${sb.snapshots.length + 1}`);
-    const img = await this.containers.commit(sb.id, { ref, message: o.message ?? `snapshot of sandbox ${sb.id.slice(0, 12)}`, author: 'jiffy sandbox' });
+    const img = await this.commit(sb.id, { ref, message: o.message ?? `snapshot of sandbox ${sb.id.slice(0, 12)}`, author: 'jiffy sandbox' });
     await this.records.update(sb.id, (s) => void s.snapshots.push({ ref, id: img.id, created: new Date().toISOString() }));
     return { ref, id: img.id };
   }
@@ -220,6 +235,7 @@ export class SandboxManager {
       if (hasCode(e, 'not_found') && /^[0-9a-z]{32}$/.test(id)) return { id };
       throw e;
     });
+    await this.launched?.stop(sb.id);
     await this.containers.remove(sb.id, { force: true }).catch((e) => {
       if (!hasCode(e, 'not_found')) throw e;
     });
@@ -250,12 +266,28 @@ export class SandboxManager {
     return n;
   }
 
-  /** Stop the reaper (sandboxes keep running; a later manager on the same store picks them up). */
+  /**
+   * Stop the reaper. Without a launcher sandboxes keep running (a later manager on the same store
+   * picks them up); with one they are killed and recorded exited (their records stay until their
+   * TTL, so they can still be snapshotted), since they cannot outlive the launcher anyway.
+   */
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.reaping?.catch(() => undefined);
     await this.pool?.close();
+    await this.launched?.stopAll();
+  }
+
+  /** Commit; a launcher-booted container is frozen through the launcher while its upper is copied. */
+  private async commit(id: string, o: { ref: string; message: string; author: string }): Promise<{ id: string }> {
+    if (!this.launched?.has(id)) return this.containers.commit(id, o);
+    await this.launched.pause(id);
+    try {
+      return await this.containers.commit(id, { ...o, pause: false });
+    } finally {
+      await this.launched.resume(id).catch(() => undefined);
+    }
   }
 
   private async withStatus(sb: Sandbox): Promise<Sandbox> {

@@ -29,8 +29,8 @@ export function queueRoutes(o: QueueRoutesOptions): Hono & { close(): Promise<vo
   const queues = new Map<string, Queue>();
   let cached: { at: number; subs: Promise<Subscriptions> } | undefined;
   // Subscriptions change only on deploys; a one-second cache keeps a busy producer off the registry.
-  const subs = () => {
-    if (!cached || Date.now() - cached.at > 1000) cached = { at: Date.now(), subs: readSubscriptions(registry) };
+  const subs = (fresh = false) => {
+    if (fresh || !cached || Date.now() - cached.at > 1000) cached = { at: Date.now(), subs: readSubscriptions(registry) };
     return cached.subs;
   };
   const queue = (name: string) => {
@@ -51,7 +51,8 @@ export function queueRoutes(o: QueueRoutesOptions): Hono & { close(): Promise<vo
     try { if (text.length) event = JSON.parse(text); } catch (e) {
       throw new JiffyError('invalid_argument', `queue job body must be JSON (it becomes the event): ${(e as Error).message}`, { details: { field: 'body' } });
     }
-    const fns = (await subs()).queues.get(name) ?? [];
+    // A miss re-reads at once: a function deployed with --queue a moment ago must not get a 404.
+    const fns = (await subs()).queues.get(name) ?? (await subs(true)).queues.get(name) ?? [];
     if (!fns.length) throw new JiffyError('not_found', `no function subscribes to queue ${name}; deploy one with: jiffy deploy NAME DIR --queue ${name}`);
     const keep = o.keepS ?? 3600;
     const job = await queue(name).add('job', event, { attempts: 3, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: { age: keep }, removeOnFail: { age: keep * 24 } });

@@ -68,6 +68,8 @@ export class TriggerService {
   /** Subscribes to deploy/remove notices and starts serving the current subscriptions. */
   async start(): Promise<void> {
     this.sub = this.o.redis.duplicate();
+    // ioredis reconnects (and resubscribes) on its own; the command connection reports outages.
+    this.sub.on('error', () => {});
     this.sub.on('message', (ch: string, msg: string) => {
       if (ch !== this.o.keys.controlChannel()) return;
       const m = JSON.parse(msg) as ControlMessage;

@@ -2,6 +2,8 @@
  * `jiffy sandbox create|exec|cp|snapshot|fork|ls|inspect|rm|serve` — sandboxes on the local store
  * (library mode: no server needed). Sandboxes outlive the CLI call under a detached monitor; TTL
  * expiry is enforced by every sandbox command (and continuously by `jiffy sandbox serve`).
+ * `serve` boots through its own launcher fork server instead (./sandboxes/service.ts): much faster,
+ * but its sandboxes live only as long as the server.
  */
 import type { Command } from 'commander';
 import fs from 'node:fs';
@@ -14,6 +16,7 @@ import { formatTable } from '../../containers/format.js';
 import { createLogger } from '../../log.js';
 import { SandboxManager } from '../../sandboxes/manager.js';
 import { serveSandboxes } from '../../sandboxes/server.js';
+import { createSandboxService } from '../../sandboxes/service.js';
 import type { Sandbox, SandboxCreateOptions } from '../../sandboxes/types.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -136,13 +139,15 @@ export function register(program: Command): void {
 
 async function serveCmd(o: { port: string; host: string; pool: string }): Promise<void> {
   const log = createLogger('jiffy-sandbox');
-  const store = await ImageStore.open(defaultRoot());
-  const containers = new ContainerManager({ store, log });
   const size = Number(o.pool);
   if (!Number.isInteger(size) || size < 0) throw new JiffyError('invalid_argument', `--pool needs a whole number, got ${JSON.stringify(o.pool)}`);
-  const sm = new SandboxManager({ containers, store, log, pool: { size } });
-  if (size > 0) await sm.warm().catch((e) => log.warn({ err: e }, 'could not warm the default image; sandboxes will boot on demand'));
-  const server = await serveSandboxes(sm, { port: Number(o.port), host: o.host });
+  const store = await ImageStore.open(defaultRoot());
+  // Its own launcher fork server: sandboxes boot and exec in milliseconds, and die with the server.
+  const service = await createSandboxService({ store, log, pool: { size } });
+  const server = await serveSandboxes(service.sandboxes, { port: Number(o.port), host: o.host }).catch(async (e) => {
+    await service.close();
+    throw e;
+  });
   console.log(`sandbox API on ${server.url}/v1/sandboxes`);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -150,6 +155,5 @@ async function serveCmd(o: { port: string; host: string; pool: string }): Promis
     process.once('SIGTERM', stop);
   });
   await server.close();
-  await sm.close();
-  await containers.close();
+  await service.close();
 }

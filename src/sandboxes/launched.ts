@@ -1,0 +1,147 @@
+/**
+ * Sandboxes booted through the launcher's fork server (server mode: `jiffy sandbox serve`,
+ * `jiffy up`). ContainerManager still creates each container — record, image lease, config.json,
+ * and the rootfs: a warm overlay mounted at `containers/<id>/merged` in the host mount namespace,
+ * handed to the launcher as `root.path`. Keeping the mount on the host (rather than the launcher's
+ * `rootfsOverlay`, which lives only in the container's mount namespace) is what lets file
+ * read/write go through the host path and lets commit read the upper dir at its usual place; it
+ * is also the fastest, since the warm pool mounted it before anyone asked.
+ *
+ * Boot = one `boot` request (a clone in the server, with a pre-made cgroup renamed to
+ * `jiffy/<id>` and a pre-made netns) instead of the OCI runtime CLI plus pid-file polling. The
+ * record is then marked running with this process as its monitor, so reconcile leaves it alone
+ * while we live; the exit is recorded here (status, signal, OOM kill, peak memory) and the rootfs
+ * unmounted. Exec = one `exec` request with the container's own process settings from its
+ * config.json (user, capabilities, no_new_privs, rlimits): never root with full caps.
+ *
+ * The containers die with the launcher (parent-death signal in the server). If this process dies
+ * first, the records still say running with a dead monitor, so the next manager's reconcile marks
+ * them exited and takes their mounts and cgroups down.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { JiffyError } from '../errors.js';
+import { pidStartTime } from '../containers/boot.js';
+import { removeCgroup } from '../containers/cgroup.js';
+import type { ContainerManager } from '../containers/manager.js';
+import { resolveEnv } from '../containers/spec.js';
+import type { ContainerRecord, CreateOptions } from '../containers/types.js';
+import type { ContainerHandle, ExitStatus, Launcher, OciProcess, OciRuntimeSpec } from '../launcher/index.js';
+import type { Logger } from '../log.js';
+import { boundedExecution, checkExec } from './exec.js';
+import { killTree } from './process-tree.js';
+import type { SandboxExecOptions, SandboxExecution } from './types.js';
+
+interface Live {
+  handle: ContainerHandle;
+  process: OciProcess;
+  /** Settles once the exit is recorded and the rootfs unmounted. */
+  finished: Promise<void>;
+}
+
+export class LaunchedContainers {
+  private readonly live = new Map<string, Live>();
+
+  constructor(
+    readonly launcher: Launcher,
+    private readonly containers: ContainerManager,
+    private readonly log?: Logger,
+  ) {}
+
+  /** True when `id` runs in this launcher (else it was booted by another process). */
+  has(id: string): boolean {
+    return this.live.has(id);
+  }
+
+  /** Create the container (ContainerManager) and boot it in the launcher; returns its id. */
+  async boot(opts: CreateOptions): Promise<string> {
+    const rec = await this.containers.create(opts);
+    let handle: ContainerHandle | undefined;
+    try {
+      const spec = JSON.parse(await fs.readFile(path.join(rec.bundle!, 'config.json'), 'utf8')) as OciRuntimeSpec;
+      handle = await this.launcher.boot({ id: rec.id, config: spec, stdin: 'null', stdout: 'null', stderr: 'null' });
+      const pid = handle.pid;
+      const pidStart = await pidStartTime(pid);
+      await this.containers.records.update(rec.id, (r) => {
+        r.state = { ...r.state, status: 'running', pid, pidStart, monitorPid: process.pid, startedAt: new Date().toISOString() };
+      });
+      const h = handle;
+      // Attached only after "running" is written, so "exited" always comes second.
+      const finished = h.wait().then((st) => this.finish(rec.id, st), (e: Error) => this.finish(rec.id, undefined, e));
+      this.live.set(rec.id, { handle: h, process: spec.process, finished });
+    } catch (e) {
+      await handle?.kill('SIGKILL').catch(() => undefined);
+      await handle?.wait().catch(() => undefined);
+      await this.containers.remove(rec.id, { force: true }).catch(() => undefined);
+      throw e;
+    }
+    return rec.id;
+  }
+
+  /** Run a command in launcher-booted container `rec` with its init's security settings. */
+  async exec(rec: ContainerRecord, o: SandboxExecOptions): Promise<SandboxExecution> {
+    checkExec(rec, o);
+    const live = this.live.get(rec.id);
+    if (!live) throw new JiffyError('failed_precondition', `sandbox ${rec.id.slice(0, 12)} was not booted by this server's launcher: remove it and create a new one`);
+    const p = live.process;
+    const proc: OciProcess = {
+      args: o.cmd, env: resolveEnv({ Env: rec.process.env }, o.env ?? []), cwd: o.cwd ?? rec.process.cwd,
+      user: p.user, capabilities: p.capabilities, rlimits: p.rlimits, noNewPrivileges: p.noNewPrivileges,
+    };
+    const h = await this.launcher.exec(rec.id, proc, { stdin: o.stdin !== undefined ? 'pipe' : 'null' });
+    let ended = false;
+    const exited = h.wait().then((st) => {
+      ended = true;
+      return { exitCode: st.exitCode, signal: st.signal };
+    }, (e: unknown) => {
+      ended = true;
+      throw e;
+    });
+    // Checked at kill time: once the exec has been reaped its pid may belong to someone else.
+    const kill = () => { if (!ended) killTree(h.pid); };
+    return boundedExecution({ stdout: h.stdout, stderr: h.stderr, stdin: h.stdin, kill, exited }, o);
+  }
+
+  /** Freeze / thaw a container's processes (commit copies the upper dir meanwhile). */
+  async pause(id: string): Promise<void> {
+    await this.launcher.pause(id);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.launcher.resume(id);
+  }
+
+  /** SIGKILL a container of ours and wait until its exit is recorded (no-op for others). */
+  async stop(id: string): Promise<void> {
+    const live = this.live.get(id);
+    if (!live) return;
+    await live.handle.kill('SIGKILL').catch(() => undefined);
+    await live.finished;
+  }
+
+  /** Stop every container of ours (a closing server: its sandboxes do not outlive it). */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.live.keys()].map((id) => this.stop(id)));
+  }
+
+  /** Record the exit and take the rootfs down; the launcher removed the cgroup itself. */
+  private async finish(id: string, st?: ExitStatus, err?: Error): Promise<void> {
+    this.live.delete(id);
+    try {
+      const rec = await this.containers.records.load(id).catch(() => undefined);
+      if (!rec) return;
+      // A dead server could not remove the cgroup (its containers died with it).
+      if (err) await removeCgroup(rec.cgroupPath).catch(() => undefined);
+      await this.containers.snapshots.unmount(id);
+      await this.containers.records.update(id, (r) => {
+        r.state = {
+          ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined,
+          exitCode: st?.exitCode ?? 255, signal: st?.signal ?? undefined, oomKilled: !!st?.oomKilled,
+          peakMemoryBytes: st?.peakMemoryBytes || undefined, finishedAt: new Date().toISOString(), error: err?.message,
+        };
+      });
+    } catch (e) {
+      this.log?.warn({ err: e, id }, 'recording the exit of a launcher-booted sandbox failed');
+    }
+  }
+}
