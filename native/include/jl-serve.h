@@ -9,7 +9,7 @@
  *     open; a boot renames one to jiffy/<id> (v1; cgroup2 has no rename, so there it keeps its
  *     pool name) and writes the limits. A used cgroup is removed, never recycled: memcg keeps
  *     page-cache charges and counters (oom_kill, max_usage) from its previous tenant.
- *   - network namespaces with lo up. A netns serves one container and is never handed to
+ *   - network namespaces with lo up (made by a helper process, serve-netns.c). A netns serves one container and is never handed to
  *     another, because nothing proves that its state (routes, sockets in TIME_WAIT, sysctls,
  *     interfaces) was reset: the pool holds only fresh ones, and our fd is closed right after
  *     the container joined, so the netns dies with the container. */

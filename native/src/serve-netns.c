@@ -83,7 +83,10 @@ int sv_netns_helper_start(struct jl_err *err) {
 void sv_netns_request(void) {
   if (S.netsock < 0 || jl_now_us() < S.net_retry_after_us) return;
   while (S.nnetpool + S.netreq < POOL_TARGET) {
-    if (write(S.netsock, "n", 1) != 1) return;  /* EAGAIN: later; EPIPE: the read side notices */
+    if (write(S.netsock, "n", 1) != 1) {  /* EPIPE: the read side notices; else try again soon */
+      S.net_retry_after_us = jl_now_us() + 10000;
+      return;
+    }
     S.netreq++;
   }
 }

@@ -15,7 +15,11 @@
  *     0x83 stderr     same for stderr
  *     0x84 exit       {"exitCode","signal","oomKilled","peakMemoryBytes","cpuTimeUs","wallTimeUs"}
  *     0x85 stdin-ack  payload u32 LE: stdin bytes written into the process's pipe (or dropped
- *                     because the process closed it) — the client's flow control for stdin
+ *                     because the process closed it) — the client's flow control for stdin: it
+ *                     keeps at most a window of unacknowledged bytes per process in flight
+ *                     (src/launcher/process-io.ts), so the server's queue per process is bounded
+ *                     and small writes never wait for an ack. Stdin frames that arrive in one
+ *                     read are written to the pipe with one write and acked with one frame.
  *
  * The process handle of a booted or exec'd process is the id of the request that started it.
  * Per handle the server guarantees: reply(ok) < stdout/stderr data < both EOFs < exit.
@@ -33,6 +37,14 @@
  *
  * A boot is one vfork-style clone from this process (container.c) with a pooled cgroup and a
  * pooled network namespace (serve-pool.c); nothing else on the boot path touches /sys or /proc.
+ *
+ * The loop is single-threaded, so anything slow on it delays every container's stdio. Hence:
+ * network namespaces for the pool come from a helper process (serve-netns.c); cgroups for the
+ * pool are made one per idle moment; a finished container's cgroup is removed at idle moments
+ * too (serve-grave.c: its tasks leave it only some time after the reap, and v1 rmdir is slow),
+ * and shutdown removes whatever is still waiting. What still runs inline is the boot itself
+ * (~1 ms: the vfork clone returns once the child has exec'd; a fork-style clone would free the
+ * loop but costs every boot ~0.3 ms more).
  */
 #include "serve-priv.h"
 
@@ -96,6 +108,7 @@ static void reap(void) {
   struct rusage ru;
   pid_t pid;
   while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
+    if (pid == S.netpid) S.netpid = 0;  /* the netns helper died; its socket reports EOF */
     struct proc *p = NULL;
     for (size_t i = 0; i < S.nprocs && !p; i++) if (S.procs[i] && S.procs[i]->pid == pid) p = S.procs[i];
     if (p) on_exit_of(p, status, &ru);
@@ -246,6 +259,8 @@ int jl_cmd_serve(struct jl_cli *c, struct jl_err *err) {
     uint64_t now = jl_now_us();
     uint64_t due = sv_grave_due_us();
     if (want && S.refill_after_us < due) due = S.refill_after_us;
+    /* A failed helper request is retried after its back-off even if nothing else happens. */
+    if (S.netsock >= 0 && S.nnetpool + S.netreq < POOL_TARGET && S.net_retry_after_us < due) due = S.net_retry_after_us;
     int timeout = due == UINT64_MAX ? -1 : now >= due ? 0 : (int)((due - now + 999) / 1000);
     int n = epoll_wait(S.ep, evs, 64, timeout);
     if (n < 0 && errno != EINTR) return jl_syserr(err, "epoll_wait");

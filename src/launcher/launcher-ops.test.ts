@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Readable } from 'node:stream';
 import { hasCode } from '../errors.js';
-import { Launcher } from './launcher.js';
+import { Launcher, type ContainerHandle } from './launcher.js';
 import { defaultSpec } from './oci-spec.js';
 import { mountOverlay, umount } from './oneshot.js';
 import { cgroupsMatching, eventually, freezerState, mountsUnder, processAlive, tempRootfs, uniqueId } from './test-support.js';
@@ -179,6 +179,33 @@ describe('Launcher ops', () => {
     assert.equal(processAlive(helpers[0]), false, 'the netns helper outlived its server');
     assert.deepEqual(cgroupsMatching(`${tag}-burst`), []);
     assert.deepEqual(cgroupsMatching(`.pool-${l2.serverPid}-`), [], 'pooled or renamed cgroups left by the server');
+  });
+
+  test('every container gets its own fresh netns, also after the netns helper died', async () => {
+    const l2 = await Launcher.start();
+    // All stay alive until the end: a freed namespace's inode number may be reused by a later one.
+    const live: { h: ContainerHandle; out: Promise<string> }[] = [];
+    const boot = async (i: number) => {
+      const h = await l2.boot({ id: `${tag}-net${i}`, config: spec(['/bin/sh', '-c', 'readlink /proc/self/ns/net; cat']) });
+      live.push({ h, out: collect(h.stdout) });
+    };
+    try {
+      for (let i = 0; i < 3; i++) await boot(i);
+      const helpers = childrenOf(l2.serverPid!).filter((pid) => !live.some((c) => c.h.pid === pid));
+      assert.equal(helpers.length, 1, `expected the netns helper under the server, got ${helpers}`);
+      process.kill(helpers[0], 'SIGKILL');
+      for (let i = 3; i < 10; i++) await boot(i); // beyond the pool: made inline now
+      for (const c of live) c.h.stdin!.end();
+      const seen = new Set<string>();
+      for (const c of live) {
+        assert.equal((await c.h.wait()).exitCode, 0);
+        seen.add((await c.out).trim());
+      }
+      assert.equal(seen.size, 10, 'a network namespace was handed to two containers');
+      assert.ok(!seen.has(await fs.readlink('/proc/self/ns/net')), 'a container ran in the host netns');
+    } finally {
+      await l2.close();
+    }
   });
 
   test('stdin: writes complete within the credit window, and stall beyond it until the process reads', { timeout: 60_000 }, async () => {

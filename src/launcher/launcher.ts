@@ -102,6 +102,7 @@ export class Launcher {
   private dead: JiffyError | null = null;
   private stderrTail = '';
   private readonly exited: Promise<void>;
+  private corked = false;
 
   private constructor(private readonly child: ChildProcess, private readonly log: Logger) {
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -234,7 +235,18 @@ export class Launcher {
 
   private send(type: number, handle: number, payload?: Buffer): void {
     if (this.dead) return;
-    this.child.stdin!.write(encodeFrame(type, handle, payload));
+    const stdin = this.child.stdin!;
+    // Frames sent in one tick (many instances written to at once) go out as one writev, and the
+    // server reads them with one read: fewer syscalls both sides, same latency.
+    if (!this.corked) {
+      this.corked = true;
+      stdin.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        stdin.uncork();
+      });
+    }
+    stdin.write(encodeFrame(type, handle, payload));
   }
 
   private request(body: Record<string, unknown>, handle = this.allocHandle()): Promise<Record<string, unknown>> {

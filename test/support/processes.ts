@@ -158,6 +158,32 @@ export async function startWorker(o: JiffyEnv, label = 'worker'): Promise<Worker
   return { proc, id: m[1]! };
 }
 
+/** A `jiffy up` process (gateway, worker and, unless REDIS_URL is set, its private redis-server). */
+export interface UpProcess {
+  proc: ChildHandle;
+  url: string;
+  redisUrl: string;
+}
+
+/** Starts `jiffy up` on a free port with its own store root (and its private Redis under it). */
+export async function startUp(o: { root: string; prefix: string; env?: Record<string, string> }, label = 'up'): Promise<UpProcess> {
+  const proc = spawnJiffy(label, ['up', '--port', '0', '--host', '127.0.0.1', '--prefix', o.prefix], { root: o.root, env: { REDIS_URL: '', ...o.env } });
+  const m = await proc.waitForOutput(/jiffy is up: (http:\/\/\S+) \(redis (redis:\/\/\S+),/);
+  return { proc, url: m[1]!, redisUrl: m[2]! };
+}
+
+/** Pids of redis-server processes whose working dir is `dir` (how `jiffy up` starts its private one). */
+export async function redisServersIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const p of await fs.readdir('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    const comm = (await fs.readFile(`/proc/${p}/comm`, 'utf8').catch(() => '')).trim();
+    if (comm !== 'redis-server') continue;
+    if ((await fs.readlink(`/proc/${p}/cwd`).catch(() => '')) === dir) pids.push(Number(p));
+  }
+  return pids;
+}
+
 /**
  * A redis-server child with AOF on (`--appendonly yes --dir <dir>`), which can be shut down
  * (SHUTDOWN: AOF flushed) and started again on the same port and dir.
