@@ -43,6 +43,15 @@ describe('sandboxes: launcher mode', () => {
     assert.match((await f.run(sb.id, 'cat /proc/self/cgroup')).out, new RegExp(`jiffy/${sb.id}`));
   });
 
+  it('runs execs issued while a snapshot freezes the sandbox (after the thaw, not refused)', async () => {
+    const [sb] = await f.sm.create({ ttlS: 60 });
+    await f.run(sb.id, 'head -c 4194304 /dev/zero > /tmp/blob');
+    const snap = f.sm.snapshot(sb.id, { ref: 'during-exec:1' });
+    const execs = Promise.all([1, 2, 3].map((i) => f.run(sb.id, `echo ${i}`)));
+    await snap;
+    assert.deepEqual((await execs).map((r) => r.out), ['1\n', '2\n', '3\n']);
+  });
+
   it('records the sandboxes exited when the launcher dies, and cleans their mounts and cgroups', async () => {
     const other = await sandboxFixture('ldeath', 'launcher');
     try {
@@ -111,8 +120,10 @@ describe('sandboxes: createSandboxService and server restarts', () => {
     const script = `
       const { createSandboxService } = await import(${JSON.stringify(service)});
       const { ImageStore } = await import(${JSON.stringify(images)});
-      const svc = await createSandboxService({ store: await ImageStore.open(${JSON.stringify(root)}) });
+      const svc = await createSandboxService({ store: await ImageStore.open(${JSON.stringify(root)}), pool: { size: 0 } });
       const [sb] = await svc.sandboxes.create({ ttlS: 60 });
+      // Killed when idle: no warm-mount refill in flight (a crash mid-mount is the warm pool's sweep's business).
+      await svc.sandboxes.containers.prewarm('busybox:latest');
       console.log(sb.id);
       setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });

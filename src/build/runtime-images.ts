@@ -55,6 +55,22 @@ export async function ensureRuntimeImage(store: ImageStore, name: RuntimeName, o
   return ensureWith(store, name, { onProgress });
 }
 
+/**
+ * Resolves `ref` in the store; when it is missing and names a runtime image (busybox, node,
+ * python, any of their tags), builds that image first. Used wherever a user names an image to
+ * start from (`FROM`, sandboxes), so a fresh store works without `jiffy build-runtime`.
+ */
+export async function resolveImage(store: ImageStore, ref: string, onProgress?: ProgressFn): Promise<Image> {
+  try {
+    return await store.resolve(ref);
+  } catch (e) {
+    const runtime = RUNTIME_NAMES.find((n) => ref === n || ref.startsWith(`${n}:`));
+    if (!runtime) throw e;
+    await ensureRuntimeImage(store, runtime, onProgress);
+    return store.resolve(ref);
+  }
+}
+
 async function ensureWith(store: ImageStore, name: RuntimeName, opts: RuntimeBuildOptions): Promise<Image> {
   const recipe = await loadRecipe(name);
   const fp = await recipeFingerprint(name);

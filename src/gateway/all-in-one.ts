@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ImageStore } from '../images/store.js';
+import { createSandboxService } from '../sandboxes/service.js';
 import type { Logger } from '../log.js';
 import { createKeys } from '../queue/keys.js';
 import { startRedisServer, type RedisServerHandle } from '../queue/redis-server.js';
@@ -17,6 +18,8 @@ export interface AllInOneOptions {
   /** Key prefix in Redis (default "jiffy"). */
   prefix?: string;
   gateway?: Partial<GatewayServerOptions>;
+  /** Serve the sandbox API (/v1/sandboxes) from this process too (default true). */
+  sandboxes?: boolean;
 }
 
 export interface AllInOne {
@@ -28,7 +31,8 @@ export interface AllInOne {
 }
 
 /**
- * `jiffy up`: Redis (reused or private), one worker with its launcher, and the gateway, in one
+ * `jiffy up`: Redis (reused or private), one worker with its launcher, the sandbox service and the
+ * gateway (functions and sandboxes API), in one
  * process. `close()` stops them in the order that leaves nothing behind: gateway (no new work),
  * worker (running invocations finish, instances stop, containers and their dirs go), Redis.
  */
@@ -50,7 +54,10 @@ export async function startAllInOne(o: AllInOneOptions): Promise<AllInOne> {
     cleanups.push(() => spawner.close());
     const worker = await FunctionWorker.start({ redisUrl, keys, spawner, log: o.log });
     cleanups.push(() => worker.close());
-    const gateway = await serveGateway({ ...o.gateway, redisUrl, keys, store, log: o.log, port: o.port, host: o.host });
+    // Sandboxes live in this process (their own fork server); closed after the gateway stops taking requests.
+    const sandboxes = o.sandboxes === false ? undefined : await createSandboxService({ store, log: o.log });
+    if (sandboxes) cleanups.push(() => sandboxes.close());
+    const gateway = await serveGateway({ ...o.gateway, redisUrl, keys, store, log: o.log, port: o.port, host: o.host, extraRoutes: sandboxes ? [sandboxes.routes] : [] });
     cleanups.push(() => gateway.close());
     return { url: gateway.url, redisUrl, worker, gateway, close };
   } catch (e) {

@@ -30,6 +30,8 @@ export interface GatewayOptions {
   maxCodeBytes?: number;
   /** Seconds results stay readable (default 3600). */
   resultTtlS?: number;
+  /** More routes served by this gateway after its own (e.g. the sandbox API from src/sandboxes). */
+  extraRoutes?: Hono[];
   gatewayId?: string;
 }
 
@@ -58,6 +60,7 @@ export function createGateway(o: GatewayOptions): Gateway {
   app.get('/healthz', async (c) => c.json({ ok: true, workers: (await deployer.liveWorkers()).length }));
   app.route('/', functionRoutes({ registry, deployer, cache, invoker, maxCodeBytes: maxCode }));
   app.route('/', invokeRoutes({ cache, invoker, maxBodyBytes: o.maxBodyBytes ?? 6 * 1024 * 1024 }));
+  for (const r of o.extraRoutes ?? []) app.route('/', r);
   const onControl = (ch: string, msg: string) => {
     if (ch !== o.keys.controlChannel()) return;
     const m = JSON.parse(msg) as ControlMessage;

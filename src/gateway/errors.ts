@@ -25,6 +25,7 @@ const STATUS: Record<string, number> = {
   unauthenticated: 401,
   permission_denied: 403,
   already_exists: 409,
+  failed_precondition: 409,
   payload_too_large: 413,
 };
 

@@ -11,6 +11,7 @@ import { createGateway, type GatewayOptions } from './app.js';
 export interface GatewayServerOptions extends Partial<Pick<GatewayOptions, 'maxBodyBytes' | 'maxCodeBytes' | 'resultTtlS' | 'runtimeImage'>> {
   redisUrl: string;
   keys: Keys;
+  extraRoutes?: GatewayOptions['extraRoutes'];
   store: ImageStore;
   log: Logger;
   port: number;

@@ -34,6 +34,8 @@ import type { SandboxExecOptions, SandboxExecution } from './types.js';
 
 interface Live {
   handle: ContainerHandle;
+  /** The record as saved when the init started (status running). */
+  record: ContainerRecord;
   process: OciProcess;
   /** Settles once the exit is recorded and the rootfs unmounted. */
   finished: Promise<void>;
@@ -53,22 +55,38 @@ export class LaunchedContainers {
     return this.live.has(id);
   }
 
-  /** Create the container (ContainerManager) and boot it in the launcher; returns its id. */
-  async boot(opts: CreateOptions): Promise<string> {
+  /**
+   * The running record of a container of ours, without reading the disk: while its handle has not
+   * reported an exit it is running (whoever kills it — even another process — makes the exit
+   * frame arrive, and finish() drops it from here before recording the exit).
+   */
+  record(id: string): ContainerRecord | undefined {
+    return this.live.get(id)?.record;
+  }
+
+  /**
+   * Create the container (ContainerManager) and boot it in the launcher; returns its id.
+   * `onCreated` runs as soon as the id is known, concurrently with the boot (the caller's own
+   * record); a failure of either removes the container.
+   */
+  async boot(opts: CreateOptions, onCreated?: (id: string) => Promise<void>): Promise<string> {
     const rec = await this.containers.create(opts);
+    const created = onCreated?.(rec.id);
+    created?.catch(() => undefined); // awaited below; not unhandled if the boot fails first
     let handle: ContainerHandle | undefined;
     try {
       const spec = JSON.parse(await fs.readFile(path.join(rec.bundle!, 'config.json'), 'utf8')) as OciRuntimeSpec;
       handle = await this.launcher.boot({ id: rec.id, config: spec, stdin: 'null', stdout: 'null', stderr: 'null' });
       const pid = handle.pid;
       const pidStart = await pidStartTime(pid);
-      await this.containers.records.update(rec.id, (r) => {
-        r.state = { ...r.state, status: 'running', pid, pidStart, monitorPid: process.pid, startedAt: new Date().toISOString() };
-      });
+      const record: ContainerRecord = { ...rec, state: { ...rec.state, status: 'running', pid, pidStart, monitorPid: process.pid, startedAt: new Date().toISOString() } };
+      // A plain save, not a locked update: nobody else writes the record of a container that only
+      // this call knows the id of yet.
+      await Promise.all([this.containers.records.save(record), created]);
       const h = handle;
       // Attached only after "running" is written, so "exited" always comes second.
       const finished = h.wait().then((st) => this.finish(rec.id, st), (e: Error) => this.finish(rec.id, undefined, e));
-      this.live.set(rec.id, { handle: h, process: spec.process, finished });
+      this.live.set(rec.id, { handle: h, record, process: spec.process, finished });
     } catch (e) {
       await handle?.kill('SIGKILL').catch(() => undefined);
       await handle?.wait().catch(() => undefined);
@@ -127,21 +145,19 @@ export class LaunchedContainers {
   /** Record the exit and take the rootfs down; the launcher removed the cgroup itself. */
   private async finish(id: string, st?: ExitStatus, err?: Error): Promise<void> {
     this.live.delete(id);
-    try {
-      const rec = await this.containers.records.load(id).catch(() => undefined);
-      if (!rec) return;
-      // A dead server could not remove the cgroup (its containers died with it).
-      if (err) await removeCgroup(rec.cgroupPath).catch(() => undefined);
-      await this.containers.snapshots.unmount(id);
-      await this.containers.records.update(id, (r) => {
-        r.state = {
-          ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined,
-          exitCode: st?.exitCode ?? 255, signal: st?.signal ?? undefined, oomKilled: !!st?.oomKilled,
-          peakMemoryBytes: st?.peakMemoryBytes || undefined, finishedAt: new Date().toISOString(), error: err?.message,
-        };
-      });
-    } catch (e) {
-      this.log?.warn({ err: e, id }, 'recording the exit of a launcher-booted sandbox failed');
-    }
+    const rec = await this.containers.records.load(id).catch(() => undefined);
+    if (!rec) return;
+    // Each step on its own: the exit must be recorded even when an unmount fails (a record left
+    // "running" with a live monitor would make every later wait/remove poll forever).
+    await this.containers.snapshots.unmount(id).catch((e) => this.log?.warn({ err: e, id }, 'unmounting a stopped sandbox rootfs failed; remove retries'));
+    // A dead server could not remove the cgroup (its containers died with it).
+    if (err) await removeCgroup(rec.cgroupPath).catch(() => undefined);
+    await this.containers.records.update(id, (r) => {
+      r.state = {
+        ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined,
+        exitCode: st?.exitCode ?? 255, signal: st?.signal ?? undefined, oomKilled: !!st?.oomKilled,
+        peakMemoryBytes: st?.peakMemoryBytes || undefined, finishedAt: new Date().toISOString(), error: err?.message,
+      };
+    }).catch((e) => this.log?.warn({ err: e, id }, 'recording the exit of a launcher-booted sandbox failed'));
   }
 }

@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import { JiffyError, hasCode } from '../errors.js';
 import type { ContainerManager } from '../containers/manager.js';
 import { resolveEnv } from '../containers/spec.js';
+import { resolveImage } from '../build/runtime-images.js';
 import type { ContainerRecord, CreateOptions } from '../containers/types.js';
 import { normalizeRef, type ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
@@ -76,6 +77,8 @@ export class SandboxManager {
   private reaping?: Promise<number>;
   private readonly pool?: SandboxPool;
   private readonly launched?: LaunchedContainers;
+  /** Commits in flight of launcher-booted sandboxes: the launcher refuses execs into a frozen one. */
+  private readonly committing = new Map<string, Promise<unknown>>();
   private swept = false;
 
   constructor(opts: SandboxManagerOptions) {
@@ -121,7 +124,7 @@ export class SandboxManager {
    */
   private async containerOptions(o: SandboxCreateOptions): Promise<{ ref: string; opts: CreateOptions }> {
     const ref = o.from ?? o.image ?? this.defaultImage;
-    const image = await this.store.resolve(ref).catch((e) => {
+    const image = await resolveImage(this.store, ref).catch((e) => {
       if (!hasCode(e, 'not_found')) throw e;
       throw new JiffyError('not_found', o.from ? `no snapshot ${o.from}: take one with POST /v1/sandboxes/:id/snapshot (jiffy sandbox snapshot)` : `no image ${ref}: pull or build it first (jiffy images lists what is there)`, { cause: e });
     });
@@ -139,28 +142,40 @@ export class SandboxManager {
   }
 
   /** A ready container from the pool (if it still runs), else a fresh boot. */
-  private async takeOrBoot(opts: CreateOptions): Promise<string> {
+  private async takeOrBoot(opts: CreateOptions, onCreated?: (id: string) => Promise<void>): Promise<string> {
     const ready = this.pool?.take(opts);
+    if (ready && this.launched?.has(ready)) return ready;
     if (ready) {
       const rec = await this.containers.get(ready).catch(() => undefined);
       if (rec?.state.status === 'running') return ready;
       await this.containers.remove(ready, { force: true }).catch(() => undefined);
     }
-    return this.boot(opts);
+    return this.boot(opts, onCreated);
   }
 
   private async createOne(o: SandboxCreateOptions, ref: string, opts: CreateOptions, ttlS: number): Promise<Sandbox> {
     const memoryMb = o.memoryMb ?? DEFAULT_MEMORY_MB;
-    const id = await this.takeOrBoot(opts);
     const now = Date.now();
-    const sb: Sandbox = {
+    const make = (id: string): Sandbox => ({
       id, image: ref, imageId: opts.image, ...(o.from ? { from: o.from } : {}), created: new Date(now).toISOString(),
       expiresAt: new Date(now + ttlS * 1000).toISOString(), ttlS, memoryMb, ...(o.cpus ? { cpus: o.cpus } : {}),
       network: !!o.network, env: o.env ?? [], snapshots: [], status: 'running',
-    };
+    });
+    // With the launcher the record is written while the container boots (its id is known once
+    // the container is created): one file write less on the create → first output path.
+    let early: { id: string; saved: Promise<void> } | undefined;
+    const saveEarly = (id: string) => (early = { id, saved: this.records.save(make(id)) }).saved;
+    let id: string;
     try {
-      await this.records.save(sb);
-      const rec = await this.containers.get(id);
+      id = await this.takeOrBoot(opts, this.launched ? saveEarly : undefined);
+    } catch (e) {
+      if (early) await this.records.remove(early.id).catch(() => undefined);
+      throw e;
+    }
+    const sb = make(id);
+    try {
+      await (early?.id === id ? early.saved : this.records.save(sb));
+      const rec = this.launched?.record(id) ?? (await this.containers.get(id));
       if (rec.state.status !== 'running') {
         throw new JiffyError('failed_precondition', `sandbox init exited at once (${rec.state.error ?? `exit code ${rec.state.exitCode}`}): the image needs /bin/sh and sleep (busybox has both)`);
       }
@@ -172,8 +187,8 @@ export class SandboxManager {
   }
 
   /** Create and start the container; returns its id once its init runs (or has exited). */
-  private async boot(opts: CreateOptions): Promise<string> {
-    if (this.launched) return this.launched.boot(opts);
+  private async boot(opts: CreateOptions, onCreated?: (id: string) => Promise<void>): Promise<string> {
+    if (this.launched) return this.launched.boot(opts, onCreated);
     if (this.bootMode === 'monitor') {
       const rec = await this.containers.create(opts);
       await this.containers.start(rec.id).catch(async (e) => {
@@ -191,20 +206,23 @@ export class SandboxManager {
   async exec(id: string, o: SandboxExecOptions): Promise<SandboxExecution> {
     const { sb, rec } = await this.running(id);
     const opts = { ...o, env: [...sb.env, ...(o.env ?? [])] };
-    if (this.launched?.has(rec.id)) return this.launched.exec(rec, opts);
+    if (this.launched?.has(rec.id)) {
+      await this.committing.get(rec.id)?.catch(() => undefined);
+      return this.launched.exec(rec, opts);
+    }
     return execStreaming(rec, opts);
   }
 
   /** Write a file into a sandbox (parents created); returns the bytes written. */
   async writeFile(id: string, path: string, data: Buffer | string | Readable, mode?: number): Promise<number> {
-    const { rootfs } = await this.running(id);
-    return writeSandboxFile(rootfs, path, data, mode);
+    const { sb } = await this.running(id);
+    return writeSandboxFile(await this.rootfs(sb.id), path, data, mode);
   }
 
   /** Read a regular file of a sandbox as a stream. */
   async readFile(id: string, path: string): Promise<Readable & { size?: number }> {
-    const { rootfs } = await this.running(id);
-    const { stream, size } = await readSandboxFile(rootfs, path);
+    const { sb } = await this.running(id);
+    const { stream, size } = await readSandboxFile(await this.rootfs(sb.id), path);
     return Object.assign(stream, { size });
   }
 
@@ -281,12 +299,21 @@ export class SandboxManager {
 
   /** Commit; a launcher-booted container is frozen through the launcher while its upper is copied. */
   private async commit(id: string, o: { ref: string; message: string; author: string }): Promise<{ id: string }> {
-    if (!this.launched?.has(id)) return this.containers.commit(id, o);
-    await this.launched.pause(id);
+    const launched = this.launched;
+    if (!launched?.has(id)) return this.containers.commit(id, o);
+    const run = (async () => {
+      await launched.pause(id);
+      try {
+        return await this.containers.commit(id, { ...o, pause: false });
+      } finally {
+        await launched.resume(id).catch(() => undefined);
+      }
+    })();
+    this.committing.set(id, run);
     try {
-      return await this.containers.commit(id, { ...o, pause: false });
+      return await run;
     } finally {
-      await this.launched.resume(id).catch(() => undefined);
+      if (this.committing.get(id) === run) this.committing.delete(id);
     }
   }
 
@@ -295,16 +322,19 @@ export class SandboxManager {
     return { ...sb, status: rec?.state.status === 'running' ? 'running' : 'exited' };
   }
 
-  private async running(id: string): Promise<{ sb: Sandbox; rec: ContainerRecord; rootfs: string }> {
+  private async running(id: string): Promise<{ sb: Sandbox; rec: ContainerRecord }> {
     const sb = await this.records.find(id);
-    const rec = await this.containers.get(sb.id).catch((e) => {
+    const rec = this.launched?.record(sb.id) ?? await this.containers.get(sb.id).catch((e) => {
       if (!hasCode(e, 'not_found')) throw e;
       throw new JiffyError('not_found', `sandbox ${id}'s container is gone: remove the sandbox (jiffy sandbox rm ${id})`, { cause: e });
     });
     if (rec.state.status !== 'running') {
       throw new JiffyError('failed_precondition', `sandbox ${id} is not running (its init ${rec.state.status}): snapshot or remove it`);
     }
-    const rootfs = (await this.containers.snapshots.get(sb.id)).merged;
-    return { sb, rec, rootfs };
+    return { sb, rec };
+  }
+
+  private async rootfs(id: string): Promise<string> {
+    return (await this.containers.snapshots.get(id)).merged;
   }
 }

@@ -11,6 +11,7 @@ import { readJson, writeJson } from '../snapshots/snapshotter.js';
 import type { Sandbox } from './types.js';
 
 const ID = /^[0-9a-z]{1,64}$/;
+const FULL_ID_LENGTH = 32;
 
 export class SandboxRecords {
   readonly dir: string;
@@ -40,6 +41,11 @@ export class SandboxRecords {
   async find(idOrPrefix: string): Promise<Sandbox> {
     if (!ID.test(idOrPrefix)) {
       throw new JiffyError('invalid_argument', `invalid sandbox id ${JSON.stringify(idOrPrefix)}: ids are lowercase letters and digits`);
+    }
+    // A full id (what the API hands out) is one read, not a directory listing.
+    if (idOrPrefix.length === FULL_ID_LENGTH) {
+      const sb = await this.load(idOrPrefix).catch(() => undefined);
+      if (sb) return sb;
     }
     const ids = await this.ids();
     if (ids.includes(idOrPrefix)) return this.load(idOrPrefix);

@@ -5,7 +5,7 @@ import { invalid } from '../../errors.js';
 import { defaultRoot } from '../../paths.js';
 import { ImageStore } from '../../images/store.js';
 import { buildImage } from '../../build/builder.js';
-import { RUNTIME_NAMES, buildRuntimeImage, ensureRuntimeImage, type RuntimeName } from '../../build/runtime-images.js';
+import { RUNTIME_NAMES, buildRuntimeImage, ensureRuntimeImage, resolveImage, type RuntimeName } from '../../build/runtime-images.js';
 import { runStepHooks } from '../../build/run-step.js';
 import { createProgressRenderer } from '../progress.js';
 
@@ -34,7 +34,7 @@ export function register(program: Command): void {
           tags: o.tag,
           buildArgs: parseBuildArgs(o.buildArg),
           noCache: !o.cache,
-          resolveBase: (ref) => resolveBase(store, ref),
+          resolveBase: (ref) => resolveImage(store, ref),
           ...runStepHooks(store),
           log: o.quiet ? undefined : (l) => process.stdout.write(`${l}\n`),
           onProgress: progress,
@@ -70,18 +70,6 @@ export function register(program: Command): void {
         progress.close();
       }
     });
-}
-
-/** FROM: a local image; the runtime images (busybox, node, python) are built on first use. */
-async function resolveBase(store: ImageStore, ref: string) {
-  try {
-    return await store.resolve(ref);
-  } catch (e) {
-    const runtime = RUNTIME_NAMES.find((n) => ref === n || ref.startsWith(`${n}:`));
-    if (!runtime) throw e;
-    await ensureRuntimeImage(store, runtime);
-    return store.resolve(ref);
-  }
 }
 
 function collect(v: string, prev: string[]): string[] {

@@ -133,7 +133,7 @@ export function register(program: Command): void {
     });
   sb.command('serve').description('serve the sandbox HTTP API (no Redis needed); reaps expired sandboxes')
     .option('-p, --port <port>', 'TCP port', '8090').option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--pool <n>', 'keep N booted sandboxes ready per configuration in use (the default image is warmed at start)', '0')
+    .option('--pool <n>', 'keep N booted sandboxes ready per configuration in use (the default image is warmed at start; 0 = boot each on demand)', '1')
     .action(serveCmd);
 }
 
