@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import fs from 'node:fs/promises';
+import { JiffyError } from '../errors.js';
 import { createCgroup, memoryOutcome, removeCgroup } from './cgroup.js';
 import type { ContainerRecords } from './records.js';
 import { runArgv, runtimeDelete, signalOfExitCode } from './runtime.js';
@@ -65,6 +66,7 @@ export async function bootContainer(ctx: BootContext, id: string, stdio: StdioOp
   const reportFile = ctx.records.path(id, 'exit.json');
   await Promise.all([fs.rm(pidFile, { force: true }), fs.rm(reportFile, { force: true })]);
   const [bin, args] = runArgv(rec.runtime, ctx.root, rec.runtimeId, ctx.records.path(id), pidFile, reportFile);
+  if (opts.monitorPid === process.pid) watch(ctx, id);
   const child = spawn(bin, args, { stdio });
   const exitCode = new Promise<{ code: number; spawnError?: string }>((resolve) => {
     child.once('error', (e) => resolve({ code: 127, spawnError: `starting ${bin} failed: ${e.message}` }));
@@ -102,29 +104,42 @@ async function waitStarted(ctx: BootContext, id: string, pidFile: string, exit: 
   }
 }
 
-/** Collect the outcome, take everything down, record status exited. */
+/**
+ * Collect the outcome, take everything down, record status exited. The exit is recorded even when
+ * the cleanup fails (with `error` saying what failed; `rm` retries the cleanup): a record left
+ * "running" with this process as its monitor would make every wait/remove poll forever.
+ */
 async function finish(ctx: BootContext, id: string, code: number, spawnError?: string, onExit?: BootOptions['onExit']): Promise<ExitInfo> {
-  const rec = await ctx.records.load(id);
-  const report = await readReport(ctx.records.path(id, 'exit.json'));
-  const mem = report ?? (await memoryOutcome(rec.cgroupPath, signalOfExitCode(code) === 'SIGKILL'));
-  const info: ExitInfo = {
-    exitCode: code,
-    signal: report?.signal ?? signalOfExitCode(code),
-    oomKilled: mem.oomKilled,
-    peakMemoryBytes: mem.peakMemoryBytes || undefined,
-    finishedAt: new Date().toISOString(),
-    error: spawnError,
-  };
-  await cleanupRuntime(ctx, rec);
-  if (onExit) {
-    await onExit(rec);
+  try {
+    const rec = await ctx.records.load(id);
+    const report = await readReport(ctx.records.path(id, 'exit.json'));
+    const mem = report ?? (await memoryOutcome(rec.cgroupPath, signalOfExitCode(code) === 'SIGKILL'));
+    const info: ExitInfo = {
+      exitCode: code,
+      signal: report?.signal ?? signalOfExitCode(code),
+      oomKilled: mem.oomKilled,
+      peakMemoryBytes: mem.peakMemoryBytes || undefined,
+      finishedAt: new Date().toISOString(),
+      error: spawnError,
+    };
+    const failed = await cleanupRuntime(ctx, rec).then(() => undefined, (e: Error) => e);
+    if (failed) info.error = joinErrors(info.error, `cleanup after the exit failed: ${failed.message}`);
+    // --rm deletes only a fully cleaned-up container; otherwise the exit is recorded for `rm` to finish.
+    if (onExit && !failed) {
+      const removeFailed = await onExit(rec).then(() => undefined, (e: Error) => e);
+      if (!removeFailed) return info;
+      info.error = joinErrors(info.error, `removing the container (--rm) failed: ${removeFailed.message}`);
+    }
+    await ctx.records.update(id, (r) => {
+      r.state = { ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined, ...info };
+    });
     return info;
+  } finally {
+    unwatch(ctx, id);
   }
-  await ctx.records.update(id, (r) => {
-    r.state = { ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined, ...info };
-  });
-  return info;
 }
+
+const joinErrors = (a: string | undefined, b: string) => (a ? `${a}; ${b}` : b);
 
 /** jiffy-launch's `--report` JSON (exit code, signal, OOM kill, peak memory), if it wrote one. */
 async function readReport(file: string): Promise<{ signal?: string; oomKilled: boolean; peakMemoryBytes?: number } | undefined> {
@@ -138,12 +153,43 @@ async function readReport(file: string): Promise<{ signal?: string; oomKilled: b
   }
 }
 
-/** Runtime state, cgroup and rootfs mount of a stopped container (each step tolerates absence). */
+/**
+ * Runtime state, cgroup and rootfs mount of a stopped container. Every step runs even when another
+ * fails (each tolerates absence); the first failure is then thrown, naming the step.
+ */
 export async function cleanupRuntime(ctx: BootContext, rec: ContainerRecord): Promise<void> {
-  await Promise.all([
-    runtimeDelete(rec.runtime, ctx.root, rec.runtimeId),
-    removeCgroup(rec.cgroupPath).catch(() => undefined),
-    ctx.snapshots.unmount(rec.id),
-    fs.rm(ctx.records.path(rec.id, 'pid'), { force: true }),
-  ]);
+  const steps: Array<[string, Promise<unknown>]> = [
+    ['runtime delete', runtimeDelete(rec.runtime, ctx.root, rec.runtimeId)],
+    ['cgroup removal', removeCgroup(rec.cgroupPath).catch(() => undefined)],
+    ['rootfs unmount', ctx.snapshots.unmount(rec.id)],
+    ['pid file removal', fs.rm(ctx.records.path(rec.id, 'pid'), { force: true })],
+  ];
+  const results = await Promise.allSettled(steps.map(([, p]) => p));
+  const i = results.findIndex((r) => r.status === 'rejected');
+  if (i < 0) return;
+  const e = (results[i] as PromiseRejectedResult).reason as Error;
+  throw new JiffyError('unavailable', `${steps[i][0]} of container ${rec.id.slice(0, 12)} failed: ${e.message ?? e}`, { cause: e });
+}
+
+/*
+ * Containers whose exit this process is watching (it booted them with monitorPid = its own pid).
+ * Reconcile trusts a record whose monitor is this process only while the id is here: once the
+ * exit handler is done (or never attached) a dead container is reconciled like an unwatched one.
+ * Keyed by the container directory, so managers of several stores in one process do not collide.
+ */
+const watching = new Set<string>();
+
+/** Note that this process records `id`'s exit (boot paths that set monitorPid = process.pid). */
+export function watch(ctx: Pick<BootContext, 'records'>, id: string): void {
+  watching.add(ctx.records.path(id));
+}
+
+/** This process no longer records `id`'s exit. */
+export function unwatch(ctx: Pick<BootContext, 'records'>, id: string): void {
+  watching.delete(ctx.records.path(id));
+}
+
+/** True while this process's exit handler for `id` is pending. */
+export function isWatched(ctx: Pick<BootContext, 'records'>, id: string): boolean {
+  return watching.has(ctx.records.path(id));
 }

@@ -141,3 +141,22 @@ export async function cgroupsMatching(needle: string): Promise<string[]> {
   }
   return found;
 }
+
+/**
+ * removeCgroup, retried while the kernel still says EBUSY: killed tasks leave their cgroup a little
+ * after they died (exit finishes asynchronously), so right after a container was killed the rmdir
+ * can fail briefly — as in the launcher's jl_cg_destroy. Backs off from 1 ms to 20 ms, for at most
+ * `timeoutMs` (default 2 s); then the EBUSY is thrown.
+ */
+export async function removeCgroupWhenEmpty(rel: string, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+    try {
+      await removeCgroup(rel);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EBUSY' || Date.now() >= deadline) throw e;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}

@@ -20,6 +20,7 @@ import { OverlaySnapshotter, type Snapshot } from '../snapshots/snapshotter.js';
 import { WarmPool, pidAlive, type WarmPoolOptions } from '../snapshots/warm-pool.js';
 import { bootContainer, isOurProcess, type BootContext } from './boot.js';
 import { cgroupPids, containerCgroup, setFrozen } from './cgroup.js';
+import { CreateCache } from './create-cache.js';
 import type { CommitOptions } from './commit.js';
 import type { ExecOptions, ExecResult } from './exec.js';
 import { LogWriter, type LogStream } from './logs.js';
@@ -52,7 +53,7 @@ export interface RunOptions extends CreateOptions {
 
 const CREATE_KEYS = [
   'image', 'name', 'autoRemove', 'logMaxBytes', 'entrypoint', 'cmd', 'env', 'workdir', 'user', 'hostname',
-  'memoryBytes', 'cpus', 'pidsLimit', 'network', 'binds', 'readonlyRoot',
+  'memoryBytes', 'cpus', 'pidsLimit', 'network', 'binds', 'readonlyRoot', 'capabilities',
 ] as const;
 
 /** Only the create options (run() passes stdio and callbacks that do not belong in the record). */
@@ -73,6 +74,7 @@ export class ContainerManager {
   readonly warm?: WarmPool;
   private readonly ctx: BootContext;
   private swept?: Promise<unknown>;
+  private readonly cache: CreateCache;
 
   constructor(opts: ContainerManagerOptions) {
     this.store = opts.store;
@@ -80,16 +82,22 @@ export class ContainerManager {
     this.records = new ContainerRecords(this.root);
     this.snapshots = new OverlaySnapshotter(this.root);
     this.ctx = { root: this.root, records: this.records, snapshots: this.snapshots };
+    this.cache = new CreateCache(this.store);
     if (opts.warm !== false) this.warm = new WarmPool(this.snapshots, { ...(opts.warm ?? {}), log: opts.log });
   }
 
   /** Create a container (rootfs prepared, config.json written, status created). */
   async create(options: CreateOptions): Promise<ContainerRecord> {
+    return (await this.createWithSpec(options)).record;
+  }
+
+  /** create(), also returning the OCI config it wrote (a launcher boot need not read it back). */
+  async createWithSpec(options: CreateOptions): Promise<{ record: ContainerRecord; spec: Record<string, unknown> }> {
     const opts = createOptionsOf(options);
     // Spares of dead processes only exist where warm pools run; a CLI `run` skips the scan of
     // every container directory (`ps` sweeps, see list()).
     if (this.warm) await this.sweep();
-    const image = await this.store.resolve(opts.image);
+    const image = await this.cache.image(opts.image);
     const parent = { id: image.id, lowerPaths: image.layers.map((l) => l.lowerPath) };
     const snap = opts.readonlyRoot
       ? await this.snapshots.view(parent)
@@ -103,14 +111,18 @@ export class ContainerManager {
       throw e;
     }
     try {
-      const rec = await this.buildRecord(id, name, image, snap, opts);
-      await this.store.leases.write(
-        { manifests: [image.manifestDigest], blobs: [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)], layers: image.layers.map((l) => l.chainId) },
-        { id: containerLeaseId(id) },
-      );
-      await fs.mkdir(this.records.path(id, 'logs'), { recursive: true });
+      // Independent writes run together; the record comes last, so a record always has its
+      // config.json and lease.
+      const [{ rec, spec }] = await Promise.all([
+        this.buildRecord(id, name, image, snap, opts),
+        this.store.leases.write(
+          { manifests: [image.manifestDigest], blobs: [image.manifestDigest, image.configDigest, ...image.layers.map((l) => l.digest)], layers: image.layers.map((l) => l.chainId) },
+          { id: containerLeaseId(id) },
+        ),
+        fs.mkdir(this.records.path(id, 'logs'), { recursive: true }),
+      ]);
       await this.records.save(rec);
-      return rec;
+      return { record: rec, spec };
     } catch (e) {
       await this.records.releaseName(name, id);
       await this.snapshots.remove(id);
@@ -118,10 +130,10 @@ export class ContainerManager {
     }
   }
 
-  private async buildRecord(id: string, name: string, image: Image, snap: Snapshot, opts: CreateOptions): Promise<ContainerRecord> {
+  private async buildRecord(id: string, name: string, image: Image, snap: Snapshot, opts: CreateOptions): Promise<{ rec: ContainerRecord; spec: Record<string, unknown> }> {
     const cfg = image.config.config ?? {};
     const argv = resolveCommand(cfg, opts);
-    const user = await resolveUser(snap.merged, opts.user ?? cfg.User);
+    const user = await this.cache.user(image, snap.merged, opts.user ?? cfg.User);
     const env = resolveEnv(cfg, opts.env, user.home);
     const cwd = opts.workdir ?? (cfg.WorkingDir || '/');
     await ensureWorkdir(snap.merged, cwd, opts);
@@ -132,12 +144,13 @@ export class ContainerManager {
       cgroupsPath: `/${leafCgroup(runtime, cgroupPath)}`, memoryInSpec: runtime.kind === 'jiffy-launch', options: opts,
     });
     await fs.writeFile(this.records.path(id, 'config.json'), JSON.stringify(spec, null, 2));
-    return {
+    const rec: ContainerRecord = {
       id, name, created: new Date().toISOString(), image: opts.image, imageId: image.id,
       path: argv[0], args: argv.slice(1), options: opts,
       process: { env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       state: { status: 'created' }, runtimeId: id, runtime, cgroupPath, bundle: this.records.path(id), imageConfig: image.config,
     };
+    return { rec, spec };
   }
 
   /** Start a created or exited container under a detached monitor; resolves once it runs (or ended). */

@@ -5,7 +5,7 @@
  * every list/get, so a restart of the jiffy process (or a crashed monitor) leaves no ghosts.
  */
 import { pidAlive } from '../snapshots/warm-pool.js';
-import { cleanupRuntime, isOurProcess, type BootContext } from './boot.js';
+import { cleanupRuntime, isOurProcess, isWatched, type BootContext } from './boot.js';
 import { memoryOutcome } from './cgroup.js';
 import type { ContainerRecord } from './types.js';
 
@@ -18,9 +18,12 @@ export async function reconcile(ctx: BootContext, rec: ContainerRecord): Promise
   if (await isOurProcess(rec.state.pid, rec.state.pidStart)) return rec;
   // A live monitor (or the process that runs the container in-process) records the exit itself.
   if (rec.state.monitorPid && pidAlive(rec.state.monitorPid) && rec.state.monitorPid !== process.pid) return rec;
-  if (rec.state.monitorPid === process.pid) return rec;
+  // This process as monitor: trusted only while its exit handler is pending (see boot.ts
+  // watch()); a handler that is gone without recording the exit must not leave the record running.
+  if (rec.state.monitorPid === process.pid && isWatched(ctx, rec.id)) return rec;
   const mem = await memoryOutcome(rec.cgroupPath);
-  await cleanupRuntime(ctx, rec);
+  // Recorded exited even if the cleanup fails: `rm` retries it, and nothing polls a ghost.
+  const failed = await cleanupRuntime(ctx, rec).then(() => undefined, (e: Error) => e);
   return ctx.records.update(rec.id, (r) => {
     if (r.state.status !== 'running' && r.state.status !== 'paused') return;
     r.state = {
@@ -33,7 +36,8 @@ export async function reconcile(ctx: BootContext, rec: ContainerRecord): Promise
       pidStart: undefined,
       monitorPid: undefined,
       finishedAt: new Date().toISOString(),
-      error: 'the container process ended while no monitor was watching; its exit status is unknown',
+      error: 'the container process ended while no monitor was watching; its exit status is unknown' +
+        (failed ? `; cleanup failed: ${failed.message}` : ''),
     };
   });
 }

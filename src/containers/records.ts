@@ -17,6 +17,7 @@ const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 export class ContainerRecords {
   readonly dir: string;
   private readonly namesDir: string;
+  private namesReady = false;
 
   constructor(readonly root: string) {
     this.dir = storePaths(root).containers;
@@ -73,9 +74,17 @@ export class ContainerRecords {
   /** Claim `name` for `id`; already_exists when another container has it. */
   async reserveName(name: string, id: string): Promise<void> {
     if (!NAME_RE.test(name)) throw new JiffyError('invalid_argument', `invalid container name ${JSON.stringify(name)}: use letters, digits, _ . - (starting with a letter or digit)`);
-    await fs.mkdir(this.namesDir, { recursive: true });
+    const file = path.join(this.namesDir, name);
+    // The names dir is made once per process (this is on every create's path), again if it vanished.
+    const open = () => fs.open(file, C.O_CREAT | C.O_EXCL | C.O_WRONLY, 0o644);
     try {
-      const fh = await fs.open(path.join(this.namesDir, name), C.O_CREAT | C.O_EXCL | C.O_WRONLY, 0o644);
+      if (!this.namesReady) await fs.mkdir(this.namesDir, { recursive: true });
+      this.namesReady = true;
+      const fh = await open().catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        await fs.mkdir(this.namesDir, { recursive: true });
+        return open();
+      });
       await fh.writeFile(id);
       await fh.close();
     } catch (e) {

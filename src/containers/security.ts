@@ -50,6 +50,22 @@ export function capMask(names: string[] = []): bigint {
   return mask;
 }
 
+/**
+ * Capability names as the OCI config spells them (`CAP_CHOWN`); `chown` and `CHOWN` are accepted
+ * too. Sorted and deduplicated; an unknown name is invalid_argument naming it.
+ */
+export function normalizeCapabilities(names: string[], what = 'capabilities'): string[] {
+  const out = new Set<string>();
+  for (const n of names) {
+    const bare = String(n).trim().toUpperCase().replace(/^CAP_/, '');
+    if (!CAP_NAMES.includes(bare)) {
+      throw new JiffyError('invalid_argument', `unknown capability ${JSON.stringify(n)} in ${what}: use names such as CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_NET_BIND_SERVICE (see capabilities(7))`, { details: { field: what } });
+    }
+    out.add(`CAP_${bare}`);
+  }
+  return [...out].sort();
+}
+
 interface OciProcessJson {
   user?: { uid?: number; gid?: number; additionalGids?: number[] };
   capabilities?: Partial<Record<CapSet, string[]>>;

@@ -5,6 +5,7 @@
  */
 import type { ContainerConfig } from '../images/types.js';
 import { JiffyError } from '../errors.js';
+import { normalizeCapabilities } from './security.js';
 import type { ContainerSpecOptions } from './types.js';
 
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -57,6 +58,7 @@ export interface SpecInput {
 /** An OCI runtime-spec config.json object (runtime-spec 1.0 subset every runtime here reads). */
 export function buildSpec(i: SpecInput): Record<string, unknown> {
   const o = i.options;
+  const caps = o.capabilities ? normalizeCapabilities(o.capabilities) : CAPS;
   const namespaces = ['pid', 'ipc', 'uts', 'mount', ...(o.network === 'host' ? [] : ['network'])].map((type) => ({ type }));
   const resources: Record<string, unknown> = {};
   if (o.memoryBytes && i.memoryInSpec) resources.memory = { limit: o.memoryBytes, swap: o.memoryBytes };
@@ -70,7 +72,7 @@ export function buildSpec(i: SpecInput): Record<string, unknown> {
       args: i.args,
       env: i.env,
       cwd: i.cwd,
-      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS },
+      capabilities: { bounding: caps, effective: caps, permitted: caps },
       noNewPrivileges: false,
     },
     root: { path: i.rootPath, readonly: !!o.readonlyRoot },

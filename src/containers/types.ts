@@ -33,6 +33,11 @@ export interface ContainerSpecOptions {
   network?: 'none' | 'host';
   binds?: BindMount[];
   readonlyRoot?: boolean;
+  /**
+   * The process's capability set (bounding, effective, permitted; OCI names like `CAP_CHOWN`),
+   * replacing docker's default set; `[]` = none, even for uid 0. Default: docker's set.
+   */
+  capabilities?: string[];
 }
 
 /** Options for ContainerManager.create / run. */

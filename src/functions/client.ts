@@ -31,15 +31,28 @@ export function deployQuery(s: Partial<Omit<FunctionSettings, 'runtime'>> & { ru
   put('max-instances', s.maxInstances);
   put('idle-timeout', s.idleTimeoutS);
   put('network', s.network);
+  put('queue', s.queues?.length ? s.queues.join(',') : undefined);
+  put('schedule', s.schedule);
+  put('attempts', s.attempts);
+  put('backoff', s.backoff && `${s.backoff.type}:${s.backoff.delayMs}`);
   for (const [k, v] of Object.entries(s.env ?? {})) q.append('env', `${k}=${v}`);
   return q.toString();
+}
+
+/** Adds `Authorization: Bearer $JIFFY_TOKEN` when it is set (gateways with auth on; see `jiffy keys`). */
+function withToken(init: RequestInit): RequestInit {
+  const token = process.env.JIFFY_TOKEN;
+  if (!token) return init;
+  const headers = new Headers(init.headers);
+  if (!headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
+  return { ...init, headers };
 }
 
 /** Calls the gateway; non-2xx answers become JiffyError with the gateway's code and message. */
 export async function gatewayFetch(base: string, path: string, init: RequestInit = {}): Promise<Response> {
   let res: Response;
   try {
-    res = await fetch(base + path, init);
+    res = await fetch(base + path, withToken(init));
   } catch (e) {
     throw new JiffyError('unavailable', `cannot reach the Jiffy gateway at ${base}: ${(e as Error).message}; start it with \`jiffy up\` or set --url / JIFFY_URL`, { cause: e });
   }
@@ -53,5 +66,5 @@ export async function gatewayFetch(base: string, path: string, init: RequestInit
     if (j.error?.message) { code = j.error.code ?? code; message = j.error.message; }
     extra = { status: res.status, logs: j.logs, remoteCode: j.error?.code };
   } catch { /* not JSON */ }
-  throw new JiffyError((['not_found', 'invalid_argument', 'resource_exhausted', 'deadline_exceeded', 'unavailable', 'payload_too_large'].includes(code) ? code : 'internal') as ErrorCode, `${message} (${code}, HTTP ${res.status})`, { details: extra });
+  throw new JiffyError((['not_found', 'invalid_argument', 'resource_exhausted', 'deadline_exceeded', 'unavailable', 'payload_too_large', 'unauthenticated', 'permission_denied'].includes(code) ? code : 'internal') as ErrorCode, `${message} (${code}, HTTP ${res.status})`, { details: extra });
 }

@@ -67,6 +67,8 @@ export interface InvocationJob {
   eventEncoding?: 'base64';
   /** Reply channel of the waiting gateway (sync and raw-HTTP calls). */
   reply?: string;
+  /** Async calls: URL that receives the final result by POST (src/retries/callbacks.ts). */
+  callback?: string;
   enqueuedAt: number;
 }
 

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { JiffyError } from '../errors.js';
+import { retryFields } from '../retries/spec.js';
+import { triggerFields } from '../triggers/spec.js';
 
 /**
  * A function's settings (what `jiffy deploy` flags and `PUT /v1/functions/:name` query params set)
@@ -26,6 +28,8 @@ export const settingsSchema = z.object({
   maxInstances: z.coerce.number().int().min(1).max(1000).default(10),
   idleTimeoutS: z.coerce.number().min(0.05).max(86400).default(300),
   network: z.enum(['none', 'host']).default('none'),
+  ...triggerFields,
+  ...retryFields,
 });
 
 /** Settings after validation, defaults filled in (handler resolved per runtime). */

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { ImageStore } from '../images/store.js';
 import { createSandboxService } from '../sandboxes/service.js';
 import type { Logger } from '../log.js';
+import { createMetrics } from '../metrics/metrics.js';
 import { createKeys } from '../queue/keys.js';
 import { startRedisServer, type RedisServerHandle } from '../queue/redis-server.js';
 import { createSpawner } from '../worker/spawners.js';
@@ -52,12 +53,14 @@ export async function startAllInOne(o: AllInOneOptions): Promise<AllInOne> {
     const redisUrl = o.redisUrl ?? redis!.url;
     const spawner = await createSpawner(store, o.log);
     cleanups.push(() => spawner.close());
-    const worker = await FunctionWorker.start({ redisUrl, keys, spawner, log: o.log });
+    // One process: the worker's invocation counters and the gateway's /metrics share a registry.
+    const metrics = o.gateway?.metrics ?? createMetrics();
+    const worker = await FunctionWorker.start({ redisUrl, keys, spawner, log: o.log, metrics });
     cleanups.push(() => worker.close());
     // Sandboxes live in this process (their own fork server); closed after the gateway stops taking requests.
     const sandboxes = o.sandboxes === false ? undefined : await createSandboxService({ store, log: o.log });
     if (sandboxes) cleanups.push(() => sandboxes.close());
-    const gateway = await serveGateway({ ...o.gateway, redisUrl, keys, store, log: o.log, port: o.port, host: o.host, extraRoutes: sandboxes ? [sandboxes.routes] : [] });
+    const gateway = await serveGateway({ ...o.gateway, metrics, redisUrl, keys, store, log: o.log, port: o.port, host: o.host, extraRoutes: sandboxes ? [sandboxes.routes] : [] });
     cleanups.push(() => gateway.close());
     return { url: gateway.url, redisUrl, worker, gateway, close };
   } catch (e) {

@@ -9,6 +9,15 @@ import type { ImageStore } from '../images/store.js';
 import type { ControlMessage } from '../queue/control.js';
 import { Invoker } from '../queue/invocations.js';
 import type { Keys } from '../queue/keys.js';
+import { createAuth } from '../auth/middleware.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { bullQueueDepths } from '../metrics/queue-depths.js';
+import { metricsRoutes, recordThrottled } from '../metrics/routes.js';
+import { DeadLetters } from '../retries/dead-letters.js';
+import { createRetryKeys } from '../retries/keys.js';
+import { deadLetterRoutes } from '../retries/routes.js';
+import { queueRoutes } from '../triggers/routes.js';
+import { TriggerService } from '../triggers/service.js';
 import { onError } from './errors.js';
 import { FunctionCache } from './function-cache.js';
 import { functionRoutes } from './routes-functions.js';
@@ -33,6 +42,12 @@ export interface GatewayOptions {
   /** More routes served by this gateway after its own (e.g. the sandbox API from src/sandboxes). */
   extraRoutes?: Hono[];
   gatewayId?: string;
+  /** Require API keys (src/auth; default off — the CLI turns it on beyond loopback). */
+  auth?: boolean;
+  /** Serve /metrics from this registry and count throttled calls (src/metrics). */
+  metrics?: Metrics;
+  /** Run queue and cron triggers in this process (default true). */
+  triggers?: boolean;
 }
 
 /** A gateway app plus what must be started and closed around it. */
@@ -57,9 +72,22 @@ export function createGateway(o: GatewayOptions): Gateway {
   const app = new Hono();
   app.onError(onError);
   app.notFound((c) => c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}; see /v1/functions` } }, 404));
+  app.use('*', createAuth({ redis: o.redis, prefix: o.keys.prefix, required: o.auth ?? false }));
+  const depths = bullQueueDepths({ connection: o.redis, prefix: o.keys.bullPrefix(), names: async () => (await registry.list()).map((f) => o.keys.queueName(f.name)) });
+  if (o.metrics) {
+    o.metrics.watchQueues(depths);
+    app.use('*', recordThrottled(o.metrics));
+    app.route('/', metricsRoutes(o.metrics));
+  }
   app.get('/healthz', async (c) => c.json({ ok: true, workers: (await deployer.liveWorkers()).length }));
   app.route('/', functionRoutes({ registry, deployer, cache, invoker, maxCodeBytes: maxCode }));
   app.route('/', invokeRoutes({ cache, invoker, maxBodyBytes: o.maxBodyBytes ?? 6 * 1024 * 1024 }));
+  const queues = queueRoutes({ redis: o.redis, keys: o.keys, maxBodyBytes: o.maxBodyBytes ?? 6 * 1024 * 1024 });
+  app.route('/', queues);
+  const deadLetters = new DeadLetters(o.redis, createRetryKeys(o.keys.prefix));
+  const replay = async (l: { function: string; event: unknown; eventEncoding?: 'base64'; callback?: string }) => invoker.enqueue(await cache.get(l.function), { event: l.event, eventEncoding: l.eventEncoding }, { callback: l.callback });
+  app.route('/', deadLetterRoutes({ deadLetters, replay }));
+  const triggers = new TriggerService({ redis: o.redis, keys: o.keys, log: o.log, enqueue: (fn, ev, dedupeId) => invoker.enqueue(fn, ev, { dedupeId }), onRemove: (name) => deadLetters.purge(name) });
   for (const r of o.extraRoutes ?? []) app.route('/', r);
   const onControl = (ch: string, msg: string) => {
     if (ch !== o.keys.controlChannel()) return;
@@ -73,9 +101,13 @@ export function createGateway(o: GatewayOptions): Gateway {
       o.subscriber.on('message', onControl);
       await o.subscriber.subscribe(o.keys.controlChannel());
       await invoker.start();
+      if (o.triggers !== false) await triggers.start();
     },
     async close() {
       o.subscriber.off('message', onControl);
+      await triggers.close();
+      await queues.close();
+      await depths.close();
       await invoker.close();
     },
   };

@@ -20,6 +20,10 @@ const QUERY_FIELDS: Record<string, string> = {
   'max-instances': 'maxInstances',
   'idle-timeout': 'idleTimeoutS',
   network: 'network',
+  queue: 'queues',
+  schedule: 'schedule',
+  attempts: 'attempts',
+  backoff: 'backoff',
 };
 
 /**

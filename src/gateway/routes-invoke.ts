@@ -3,6 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { JiffyError } from '../errors.js';
 import { parseFunctionRef } from '../functions/spec.js';
 import type { Invoker } from '../queue/invocations.js';
+import { checkCallbackUrl } from '../retries/callbacks.js';
 import { bodyToEvent, httpEvent } from './events.js';
 import type { FunctionCache } from './function-cache.js';
 import { httpResponse, recordJson, syncResponse } from './responses.js';
@@ -24,8 +25,10 @@ export function invokeRoutes(d: { cache: FunctionCache; invoker: Invoker; maxBod
     const fn = await d.cache.get(ref.name, ref.version);
     const event = bodyToEvent(await readBody(c), fn.settings.runtime);
     const mode = c.req.query('mode') ?? 'sync';
+    const callback = c.req.header('x-jiffy-callback') ?? c.req.query('callback');
+    if (callback !== undefined && mode !== 'async') throw new JiffyError('invalid_argument', 'a callback URL needs an async invocation: add ?mode=async', { details: { field: 'callback' } });
     if (mode === 'async') {
-      const id = await d.invoker.enqueue(fn, event);
+      const id = await d.invoker.enqueue(fn, event, callback !== undefined ? { callback: checkCallbackUrl(callback) } : {});
       return c.json({ id, status: 'queued', url: `/v1/invocations/${id}` }, 202, { 'x-jiffy-invocation-id': id });
     }
     if (mode !== 'sync') throw new JiffyError('invalid_argument', `invalid mode ${JSON.stringify(mode)}: use sync (default) or async`, { details: { field: 'mode' } });

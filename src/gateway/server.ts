@@ -8,7 +8,7 @@ import { connectRedis, waitReady } from '../queue/connection.js';
 import type { Keys } from '../queue/keys.js';
 import { createGateway, type GatewayOptions } from './app.js';
 
-export interface GatewayServerOptions extends Partial<Pick<GatewayOptions, 'maxBodyBytes' | 'maxCodeBytes' | 'resultTtlS' | 'runtimeImage'>> {
+export interface GatewayServerOptions extends Partial<Pick<GatewayOptions, 'maxBodyBytes' | 'maxCodeBytes' | 'resultTtlS' | 'runtimeImage' | 'auth' | 'metrics' | 'triggers'>> {
   redisUrl: string;
   keys: Keys;
   extraRoutes?: GatewayOptions['extraRoutes'];

@@ -4,6 +4,7 @@ import { customAlphabet } from 'nanoid';
 import { JiffyError } from '../errors.js';
 import { nowMs, type InvocationJob, type InvocationOutcome } from '../functions/outcome.js';
 import { capacity, type FunctionVersion } from '../functions/spec.js';
+import { retryJobOptions } from '../retries/spec.js';
 import type { Keys } from './keys.js';
 
 const idPart = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 16);
@@ -84,13 +85,18 @@ export class Invoker {
 
   private async add(fn: FunctionVersion, job: InvocationJob, id: string): Promise<void> {
     const ttl = this.o.resultTtlS ?? 3600;
-    await this.queue(fn.name).add('invoke', job, { jobId: id, attempts: 1, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
+    // Only async jobs are retried (their caller is not waiting); see src/retries/settle.ts.
+    const retry = job.mode === 'async' ? retryJobOptions(fn.settings) : { attempts: 1 };
+    await this.queue(fn.name).add('invoke', job, { jobId: id, ...retry, removeOnComplete: { age: ttl }, removeOnFail: { age: ttl } });
   }
 
-  /** Enqueues an async invocation; returns its id at once. */
-  async enqueue(fn: FunctionVersion, event: Pick<InvocationJob, 'event' | 'eventEncoding'>): Promise<string> {
-    const id = `${fn.name}.${idPart()}`;
-    await this.add(fn, { name: fn.name, version: fn.version, mode: 'async', ...event, enqueuedAt: nowMs() }, id);
+  /**
+   * Enqueues an async invocation; returns its id at once. `dedupeId` (queue/cron triggers) makes
+   * the id stable so enqueueing the same trigger job twice yields one invocation.
+   */
+  async enqueue(fn: FunctionVersion, event: Pick<InvocationJob, 'event' | 'eventEncoding'>, extra: { callback?: string; dedupeId?: string } = {}): Promise<string> {
+    const id = `${fn.name}.${extra.dedupeId ?? idPart()}`;
+    await this.add(fn, { name: fn.name, version: fn.version, mode: 'async', ...event, enqueuedAt: nowMs(), ...(extra.callback ? { callback: extra.callback } : {}) }, id);
     return id;
   }
 

@@ -18,11 +18,9 @@
  * first, the records still say running with a dead monitor, so the next manager's reconcile marks
  * them exited and takes their mounts and cgroups down.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { JiffyError } from '../errors.js';
-import { pidStartTime } from '../containers/boot.js';
-import { removeCgroup } from '../containers/cgroup.js';
+import { pidStartTime, unwatch, watch } from '../containers/boot.js';
+import { removeCgroupWhenEmpty } from '../containers/cgroup.js';
 import type { ContainerManager } from '../containers/manager.js';
 import { resolveEnv } from '../containers/spec.js';
 import type { ContainerRecord, CreateOptions } from '../containers/types.js';
@@ -70,15 +68,16 @@ export class LaunchedContainers {
    * record); a failure of either removes the container.
    */
   async boot(opts: CreateOptions, onCreated?: (id: string) => Promise<void>): Promise<string> {
-    const rec = await this.containers.create(opts);
+    const { record: rec, spec: config } = await this.containers.createWithSpec(opts);
     const created = onCreated?.(rec.id);
     created?.catch(() => undefined); // awaited below; not unhandled if the boot fails first
     let handle: ContainerHandle | undefined;
     try {
-      const spec = JSON.parse(await fs.readFile(path.join(rec.bundle!, 'config.json'), 'utf8')) as OciRuntimeSpec;
+      const spec = config as unknown as OciRuntimeSpec;
       handle = await this.launcher.boot({ id: rec.id, config: spec, stdin: 'null', stdout: 'null', stderr: 'null' });
       const pid = handle.pid;
       const pidStart = await pidStartTime(pid);
+      watch(this.containers, rec.id);
       const record: ContainerRecord = { ...rec, state: { ...rec.state, status: 'running', pid, pidStart, monitorPid: process.pid, startedAt: new Date().toISOString() } };
       // A plain save, not a locked update: nobody else writes the record of a container that only
       // this call knows the id of yet.
@@ -88,6 +87,7 @@ export class LaunchedContainers {
       const finished = h.wait().then((st) => this.finish(rec.id, st), (e: Error) => this.finish(rec.id, undefined, e));
       this.live.set(rec.id, { handle: h, record, process: spec.process, finished });
     } catch (e) {
+      unwatch(this.containers, rec.id);
       await handle?.kill('SIGKILL').catch(() => undefined);
       await handle?.wait().catch(() => undefined);
       await this.containers.remove(rec.id, { force: true }).catch(() => undefined);
@@ -146,12 +146,15 @@ export class LaunchedContainers {
   private async finish(id: string, st?: ExitStatus, err?: Error): Promise<void> {
     this.live.delete(id);
     const rec = await this.containers.records.load(id).catch(() => undefined);
-    if (!rec) return;
+    if (!rec) return unwatch(this.containers, id);
     // Each step on its own: the exit must be recorded even when an unmount fails (a record left
     // "running" with a live monitor would make every later wait/remove poll forever).
     await this.containers.snapshots.unmount(id).catch((e) => this.log?.warn({ err: e, id }, 'unmounting a stopped sandbox rootfs failed; remove retries'));
-    // A dead server could not remove the cgroup (its containers died with it).
-    if (err) await removeCgroup(rec.cgroupPath).catch(() => undefined);
+    // A dead server could not remove the cgroup (its containers died with it, and their tasks may
+    // still be leaving it: EBUSY is retried for a bounded time).
+    if (err) {
+      await removeCgroupWhenEmpty(rec.cgroupPath).catch((e) => this.log?.warn({ err: e, id, cgroup: rec.cgroupPath }, 'removing the cgroup of a sandbox whose launcher died failed; remove it by hand (rmdir)'));
+    }
     await this.containers.records.update(id, (r) => {
       r.state = {
         ...r.state, status: 'exited', pid: undefined, pidStart: undefined, monitorPid: undefined,
@@ -159,5 +162,6 @@ export class LaunchedContainers {
         peakMemoryBytes: st?.peakMemoryBytes || undefined, finishedAt: new Date().toISOString(), error: err?.message,
       };
     }).catch((e) => this.log?.warn({ err: e, id }, 'recording the exit of a launcher-booted sandbox failed'));
+    unwatch(this.containers, id);
   }
 }

@@ -18,13 +18,16 @@
  *              the expiry is on disk a restarted manager (or the next CLI call) still enforces it.
  *   remove   — kill, unmount, delete the upper dir, release the image lease, drop the record.
  */
+import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
 import { JiffyError, hasCode } from '../errors.js';
 import type { ContainerManager } from '../containers/manager.js';
+import { normalizeCapabilities } from '../containers/security.js';
 import { resolveEnv } from '../containers/spec.js';
 import { resolveImage } from '../build/runtime-images.js';
 import type { ContainerRecord, CreateOptions } from '../containers/types.js';
-import { normalizeRef, type ImageStore } from '../images/store.js';
+import { normalizeRef, type Image, type ImageStore } from '../images/store.js';
 import type { Logger } from '../log.js';
 import type { Launcher } from '../launcher/index.js';
 import { execStreaming } from './exec.js';
@@ -80,6 +83,7 @@ export class SandboxManager {
   /** Commits in flight of launcher-booted sandboxes: the launcher refuses execs into a frozen one. */
   private readonly committing = new Map<string, Promise<unknown>>();
   private swept = false;
+  private readonly images = new LRUCache<string, { stamp: string; image: Image }>({ max: 32 });
 
   constructor(opts: SandboxManagerOptions) {
     this.containers = opts.containers;
@@ -124,15 +128,31 @@ export class SandboxManager {
    */
   private async containerOptions(o: SandboxCreateOptions): Promise<{ ref: string; opts: CreateOptions }> {
     const ref = o.from ?? o.image ?? this.defaultImage;
-    const image = await resolveImage(this.store, ref).catch((e) => {
+    const image = await this.resolveRef(ref).catch((e) => {
       if (!hasCode(e, 'not_found')) throw e;
       throw new JiffyError('not_found', o.from ? `no snapshot ${o.from}: take one with POST /v1/sandboxes/:id/snapshot (jiffy sandbox snapshot)` : `no image ${ref}: pull or build it first (jiffy images lists what is there)`, { cause: e });
     });
+    const capabilities = normalizeCapabilities(o.capabilities ?? []);
     const opts: CreateOptions = {
-      image: image.id, entrypoint: [IDLE_INIT[0]], cmd: IDLE_INIT.slice(1), hostname: 'sandbox',
+      image: image.id, capabilities, entrypoint: [IDLE_INIT[0]], cmd: IDLE_INIT.slice(1), hostname: 'sandbox',
       memoryBytes: (o.memoryMb ?? DEFAULT_MEMORY_MB) * 1024 * 1024, cpus: o.cpus, pidsLimit: PIDS_LIMIT, network: o.network ? 'host' : 'none',
     };
     return { ref, opts };
+  }
+
+  /**
+   * resolveImage, remembered per ref while the names file (images.json) is the same file: it is
+   * replaced by a rename on every tag change, so its inode, size and mtime tell when a tag may
+   * have moved. Saves reading and parsing it plus the manifest and config on every create.
+   */
+  private async resolveRef(ref: string): Promise<Image> {
+    const st = await fs.stat(this.store.paths.images, { bigint: true }).catch(() => undefined);
+    const stamp = st ? `${st.ino}:${st.size}:${st.mtimeNs}` : '';
+    const hit = this.images.get(ref);
+    if (hit && stamp && hit.stamp === stamp) return hit.image;
+    const image = await resolveImage(this.store, ref);
+    if (stamp) this.images.set(ref, { stamp, image });
+    return image;
   }
 
   /** Keep `pool.size` sandboxes of this configuration booted and ready (needs the pool option). */
@@ -159,7 +179,7 @@ export class SandboxManager {
     const make = (id: string): Sandbox => ({
       id, image: ref, imageId: opts.image, ...(o.from ? { from: o.from } : {}), created: new Date(now).toISOString(),
       expiresAt: new Date(now + ttlS * 1000).toISOString(), ttlS, memoryMb, ...(o.cpus ? { cpus: o.cpus } : {}),
-      network: !!o.network, env: o.env ?? [], snapshots: [], status: 'running',
+      network: !!o.network, env: o.env ?? [], capabilities: opts.capabilities ?? [], snapshots: [], status: 'running',
     });
     // With the launcher the record is written while the container boots (its id is known once
     // the container is created): one file write less on the create → first output path.

@@ -31,7 +31,7 @@ const POOL_NAME = /^sbpool-(\d+)-/;
 
 /** The pool key of a container configuration. */
 export function poolKey(o: CreateOptions): string {
-  return JSON.stringify([o.image, o.memoryBytes, o.cpus ?? null, o.network, o.pidsLimit]);
+  return JSON.stringify([o.image, o.memoryBytes, o.cpus ?? null, o.network, o.pidsLimit, o.capabilities ?? null]);
 }
 
 export class SandboxPool {

@@ -3,6 +3,7 @@
  * seconds, env as an object or K=V list), and their translation to SandboxManager options.
  */
 import { z } from 'zod';
+import { normalizeCapabilities } from '../containers/security.js';
 import { JiffyError } from '../errors.js';
 import type { SandboxCreateOptions, SandboxExecOptions } from './types.js';
 
@@ -18,6 +19,7 @@ export const createBody = z.object({
   ttl: z.number().int().min(1).max(86_400).optional(),
   env,
   count: z.number().int().min(1).max(64).optional(),
+  capabilities: z.array(z.string().min(1)).max(64).optional(),
 }).strict();
 
 /** POST /v1/sandboxes/:id/exec — `cmd` as argv, or a string run by `sh -c`; stdin as text or base64. */
@@ -59,6 +61,7 @@ export function toCreateOptions(b: z.infer<typeof createBody>): SandboxCreateOpt
   return {
     image: b.image, from: b.from, memoryMb: b.memory, cpus: b.cpus, ttlS: b.ttl, count: b.count,
     network: b.network === true || b.network === 'on', env: envList(b.env),
+    capabilities: b.capabilities && normalizeCapabilities(b.capabilities),
   };
 }
 

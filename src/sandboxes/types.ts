@@ -22,6 +22,11 @@ export interface SandboxCreateOptions {
   env?: string[];
   /** How many sandboxes to create with these options (default 1, at most 64). */
   count?: number;
+  /**
+   * Capabilities of the sandbox's processes (init and every exec), e.g. `CAP_CHOWN`. Default none:
+   * processes run as uid 0 (files they write are root's) but hold no capability at all.
+   */
+  capabilities?: string[];
 }
 
 /** What is recorded about a sandbox (and returned by get/list). */
@@ -40,6 +45,11 @@ export interface Sandbox {
   cpus?: number;
   network: boolean;
   env: string[];
+  /**
+   * The capabilities its processes hold (OCI names, sorted); empty = none. Absent in records made
+   * before capabilities were an option (those sandboxes have docker's default set).
+   */
+  capabilities?: string[];
   /** Snapshots taken of this sandbox, oldest first. */
   snapshots: Array<{ ref: string; id: string; created: string }>;
   /** `running`, or `exited` when its init died (it can then only be snapshotted or removed). */

@@ -9,6 +9,11 @@ import { capacity, type FunctionVersion } from '../functions/spec.js';
 import { connectRedis, waitReady } from '../queue/connection.js';
 import type { ControlMessage } from '../queue/control.js';
 import type { Keys } from '../queue/keys.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { CallbackSender } from '../retries/callbacks.js';
+import { DeadLetters } from '../retries/dead-letters.js';
+import { createRetryKeys } from '../retries/keys.js';
+import { deadLetterFailedJob, settleAsync, type SettleDeps } from '../retries/settle.js';
 import { Executor } from './executor.js';
 import type { Spawner } from './spawner.js';
 
@@ -20,6 +25,8 @@ export interface FunctionWorkerOptions {
   /** Unique per worker process; also prefixes container ids. */
   workerId?: string;
   heartbeatMs?: number;
+  /** Records invocations and instance counts (src/metrics). */
+  metrics?: Metrics;
 }
 
 /** How long a worker counts as alive after its last heartbeat. */
@@ -37,6 +44,8 @@ export class FunctionWorker {
   private readonly fns = new Map<string, FunctionVersion>();
   private readonly registry: FunctionRegistry;
   private heartbeat?: NodeJS.Timeout;
+  /** Retries, dead letters and callbacks of async invocations. */
+  private readonly settle: SettleDeps & { callbacks: CallbackSender };
 
   /**
    * `cmd` carries replies (latency-critical publishes) and registry reads; BullMQ's Workers share
@@ -46,6 +55,8 @@ export class FunctionWorker {
     this.id = o.workerId ?? `w${nanoid(6).replace(/[-_]/g, 'x').toLowerCase()}`;
     this.executor = new Executor(o.spawner, this.id, o.log);
     this.registry = new FunctionRegistry(cmd, o.keys);
+    this.settle = { deadLetters: new DeadLetters(cmd, createRetryKeys(o.keys.prefix)), callbacks: new CallbackSender({ log: o.log }), log: o.log };
+    o.metrics?.watchInstances(() => this.executor.instanceCounts());
   }
 
   /** Connects, serves every deployed function's queue and starts heartbeats. */
@@ -123,6 +134,7 @@ export class FunctionWorker {
       maxStalledCount: 1,
     });
     w.on('error', (e) => this.o.log.error({ err: e, fn: fn.name }, 'queue worker error'));
+    w.on('failed', (job, err) => void deadLetterFailedJob(this.settle, job, err).catch((e) => this.o.log.error({ err: e, job: job?.id }, 'dead-lettering a failed job failed')));
     this.queues.set(fn.name, w);
   }
 
@@ -130,6 +142,7 @@ export class FunctionWorker {
     const data = job.data as InvocationJob;
     const id = job.id!;
     const slots = this.o.keys.slots(data.name);
+    const recorded = this.o.metrics?.invocationStarted(data.name);
     let outcome: InvocationOutcome;
     try {
       const fn = await this.version(data.name, data.version);
@@ -146,6 +159,9 @@ export class FunctionWorker {
     const m = this.cmd.pipeline();
     if (data.reply) m.publish(data.reply, JSON.stringify(outcome));
     await m.zrem(slots, id).exec();
+    recorded?.(outcome);
+    // Async failures with attempts left throw here so BullMQ retries them; the last one is a dead letter.
+    if (data.mode === 'async') await settleAsync(this.settle, job, outcome);
     return outcome;
   }
 
@@ -155,6 +171,7 @@ export class FunctionWorker {
     await Promise.all([...this.queues.values()].map((w) => w.close()));
     this.queues.clear();
     await this.executor.close();
+    await this.settle.callbacks.close();
     await this.cmd.zrem(this.o.keys.workers(), this.id).catch(() => {});
     this.sub.disconnect();
     this.bull.disconnect();

@@ -4,6 +4,8 @@ import type { Command } from 'commander';
 import { JiffyError } from '../../errors.js';
 import { deployQuery, gatewayFetch, gatewayUrl, tarDir } from '../../functions/client.js';
 import { parseFunctionRef, RUNTIMES } from '../../functions/spec.js';
+import { registerDeadLetterCommands } from '../../retries/cli.js';
+import { parseBackoff } from '../../retries/spec.js';
 
 /** `jiffy deploy`, `jiffy invoke`, `jiffy fn ls|info|rm|result`: clients of the gateway's HTTP API. */
 export function register(program: Command): void {
@@ -23,6 +25,10 @@ export function register(program: Command): void {
     .option('--max-instances <n>', 'instance cap; sync calls past it get 429 (10)')
     .option('--idle-timeout <s>', 'stop instances idle this long (300)')
     .option('--network <mode>', 'none (default) or host')
+    .option('--queue <name>', 'invoke on every job of this named queue (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--schedule <cron>', "invoke on a cron schedule, e.g. '*/5 * * * *'")
+    .option('--attempts <n>', 'tries per async or queue invocation before it becomes a dead letter (1)')
+    .option('--backoff <spec>', 'wait between tries: fixed:MS or exponential:MS (exponential:1000)')
     .option('--url <url>', 'gateway URL (default $JIFFY_URL or http://127.0.0.1:8080)')
     .action(async (name: string, dir: string, o: Record<string, string | string[] | undefined>) => {
       const st = await fs.stat(dir).catch(() => null);
@@ -32,7 +38,7 @@ export function register(program: Command): void {
         if (eq <= 0) throw new JiffyError('invalid_argument', `--env ${kv}: expected K=V`);
         return [kv.slice(0, eq), kv.slice(eq + 1)];
       }));
-      const q = deployQuery({ runtime: o.runtime as string, handler: o.handler as string, memoryMb: num(o.memory), cpus: num(o.cpus), timeoutS: num(o.timeout), concurrency: num(o.concurrency), minWarm: num(o.minWarm), maxInstances: num(o.maxInstances), idleTimeoutS: num(o.idleTimeout), network: o.network as 'none' | 'host' | undefined, env });
+      const q = deployQuery({ runtime: o.runtime as string, handler: o.handler as string, memoryMb: num(o.memory), cpus: num(o.cpus), timeoutS: num(o.timeout), concurrency: num(o.concurrency), minWarm: num(o.minWarm), maxInstances: num(o.maxInstances), idleTimeoutS: num(o.idleTimeout), network: o.network as 'none' | 'host' | undefined, env, queues: o.queue as string[], schedule: o.schedule as string | undefined, attempts: num(o.attempts), backoff: o.backoff ? parseBackoff(o.backoff as string) : undefined });
       const body = await tarDir(path.resolve(dir));
       const res = await gatewayFetch(gatewayUrl(o.url as string), `/v1/functions/${encodeURIComponent(name)}?${q}`, { method: 'PUT', headers: { 'content-type': 'application/x-tar' }, body: new Uint8Array(body) });
       const j = (await res.json()) as { name: string; version: number; image: { ref: string }; preparedOn: string[]; warning?: string };
@@ -46,12 +52,14 @@ export function register(program: Command): void {
     .argument('<ref>', 'NAME or NAME@VERSION')
     .option('-d, --data <data>', 'event: JSON text, or @FILE to read it from a file (- for stdin)')
     .option('--async', 'queue it and print the invocation id')
+    .option('--callback <url>', 'with --async: POST the result to this URL when it is done')
     .option('-v, --verbose', 'print the X-Jiffy-* headers to stderr')
     .option('--url <url>', 'gateway URL')
-    .action(async (ref: string, o: { data?: string; async?: boolean; verbose?: boolean; url?: string }) => {
+    .action(async (ref: string, o: { data?: string; async?: boolean; callback?: string; verbose?: boolean; url?: string }) => {
       parseFunctionRef(ref);
       const body = await readData(o.data);
-      const res = await gatewayFetch(gatewayUrl(o.url), `/v1/functions/${encodeURIComponent(ref)}/invoke${o.async ? '?mode=async' : ''}`, { method: 'POST', body: body ? new Uint8Array(body) : undefined }).catch((e: JiffyError) => {
+      const query = o.async ? `?mode=async${o.callback ? `&callback=${encodeURIComponent(o.callback)}` : ''}` : '';
+      const res = await gatewayFetch(gatewayUrl(o.url), `/v1/functions/${encodeURIComponent(ref)}/invoke${query}`, { method: 'POST', body: body ? new Uint8Array(body) : undefined }).catch((e: JiffyError) => {
         // A failed invocation still has the function's output: show it before the error.
         const logs = e.details?.logs;
         if (typeof logs === 'string' && logs) process.stderr.write(`--- function logs ---\n${logs}${logs.endsWith('\n') ? '' : '\n'}---------------------\n`);
@@ -80,6 +88,7 @@ export function register(program: Command): void {
     const j = await (await gatewayFetch(gatewayUrl(o.url), `/v1/invocations/${encodeURIComponent(id)}`)).json();
     console.log(JSON.stringify(j, null, 2));
   });
+  registerDeadLetterCommands(fn);
 }
 
 function num(v: unknown): number | undefined {

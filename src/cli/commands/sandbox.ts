@@ -29,7 +29,7 @@ async function manager(): Promise<SandboxManager> {
   return sm;
 }
 
-interface CreateFlags { image?: string; memory?: string; cpus?: string; network?: boolean; ttl?: string; env: string[]; count?: string; json?: boolean }
+interface CreateFlags { image?: string; memory?: string; cpus?: string; network?: boolean; ttl?: string; env: string[]; count?: string; capAdd: string[]; json?: boolean }
 
 function num(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -42,6 +42,7 @@ function createOpts(f: CreateFlags, from?: string): SandboxCreateOptions {
   return {
     image: from ? undefined : f.image, from, memoryMb: num(f.memory, '--memory'), cpus: num(f.cpus, '--cpus'),
     network: !!f.network, ttlS: num(f.ttl, '--ttl'), env: f.env, count: num(f.count, '--count'),
+    capabilities: f.capAdd,
   };
 }
 
@@ -58,6 +59,7 @@ function withCreateFlags(c: Command): Command {
     .option('--ttl <seconds>', 'remove the sandbox after this long (default 300)')
     .option('-e, --env <KEY=VALUE>', 'environment for every exec (repeatable)', collect, [])
     .option('-n, --count <n>', 'how many sandboxes (default 1)')
+    .option('--cap-add <CAP>', 'give the sandbox\'s processes this capability, e.g. CAP_CHOWN (repeatable; default none)', collect, [])
     .option('--json', 'print the sandbox records as JSON');
 }
 
