@@ -39,8 +39,11 @@ if ((${#missing[@]})); then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # `npm install --no-save` installs what package-lock.json pins and never rewrites it. Not
+  # `npm ci`: the lock names optional per-platform binaries of msgpackr-extract (darwin, win32,
+  # linux-arm) that npm does not record on linux-x64, and `npm ci` then refuses the lock as out of sync.
+  say "npm install (from package-lock.json)"
+  npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 
 say "build (native launcher + TypeScript)"
