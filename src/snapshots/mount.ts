@@ -11,20 +11,13 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { JiffyError } from '../errors.js';
+import { mountOverlay as launcherMount, umount as launcherUmount, type OverlayMountOptions } from '../launcher/oneshot.js';
 import { launcherBinary } from '../paths.js';
 
 const run = promisify(execFile);
 
-/** One overlay mount: lower layers top first; no upper means a read-only mount. */
-export interface OverlayMountSpec {
-  lower: string[];
-  upper?: string;
-  work?: string;
-  target: string;
-  readonly?: boolean;
-  /** Directory the lower/upper/work paths are relative to (the store root). */
-  cwd?: string;
-}
+/** One overlay mount: lower layers top first; no upper means a read-only mount; cwd = the store root. */
+export type OverlayMountSpec = OverlayMountOptions;
 
 /** The launcher binary when it supports mount-overlay (JIFFY_MOUNT_HELPER=mount forces mount(8)). */
 function launcherMountHelper(): string | undefined {
@@ -41,22 +34,14 @@ export async function mountOverlay(spec: OverlayMountSpec): Promise<void> {
     throw new JiffyError('invalid_argument', `overlay options for ${spec.target} are ${opts.length} bytes (> one page): use short lowerPaths relative to the store root`);
   }
   const helper = launcherMountHelper();
-  const [cmd, args] = helper
-    ? [helper, mountHelperArgs(spec)]
-    : ['mount', ['-t', 'overlay', 'overlay', '-o', opts, spec.target]];
+  const writable = Boolean(spec.upper && spec.work && !spec.readonly);
   try {
-    await run(cmd, args, { cwd: spec.cwd });
+    if (helper) await launcherMount({ ...spec, readonly: !writable, ...(writable ? {} : { upper: undefined, work: undefined }) }, helper);
+    else await run('mount', ['-t', 'overlay', 'overlay', '-o', opts, spec.target], { cwd: spec.cwd });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new JiffyError('internal', `mounting overlay (${spec.lower.length} layers) at ${spec.target} failed: ${(err.stderr || err.message).trim()}; check that overlayfs is available (modprobe overlay)`, { cause: e });
   }
-}
-
-function mountHelperArgs(spec: OverlayMountSpec): string[] {
-  const args = ['mount-overlay', '--lower', spec.lower.join(':')];
-  if (spec.upper && spec.work) args.push('--upper', spec.upper, '--work', spec.work);
-  args.push(spec.target);
-  return args;
 }
 
 /** The mount(8) option string: lowerdir top first, then upper and work when writable. */
@@ -71,11 +56,9 @@ export function overlayOptions(spec: OverlayMountSpec): string {
 export async function umount(target: string, opts: { detach?: boolean } = {}): Promise<void> {
   if (!(await isMountPoint(target))) return;
   const helper = launcherMountHelper();
-  const [cmd, args] = helper
-    ? [helper, ['umount', ...(opts.detach ? ['--detach'] : []), target]]
-    : ['umount', opts.detach ? ['-l', target] : [target]];
   try {
-    await run(cmd, args);
+    if (helper) await launcherUmount(target, opts, helper);
+    else await run('umount', opts.detach ? ['-l', target] : [target]);
   } catch (e) {
     if (!(await isMountPoint(target))) return;
     const err = e as { stderr?: string; message: string };

@@ -44,6 +44,8 @@ export class FunctionWorker {
   private readonly fns = new Map<string, FunctionVersion>();
   private readonly registry: FunctionRegistry;
   private heartbeat?: NodeJS.Timeout;
+  /** Invocations being run here, settled once BullMQ has recorded their end (see close()). */
+  private readonly running = new Map<string, { ended: Promise<void>; end: () => void }>();
   /** Retries, dead letters and callbacks of async invocations. */
   private readonly settle: SettleDeps & { callbacks: CallbackSender };
 
@@ -135,12 +137,17 @@ export class FunctionWorker {
     });
     w.on('error', (e) => this.o.log.error({ err: e, fn: fn.name }, 'queue worker error'));
     w.on('failed', (job, err) => void deadLetterFailedJob(this.settle, job, err).catch((e) => this.o.log.error({ err: e, job: job?.id }, 'dead-lettering a failed job failed')));
+    // 'completed'/'failed' fire after BullMQ has written the job's end to Redis (see close()).
+    const ended = (job?: Job) => { if (job?.id) this.running.get(job.id)?.end(); };
+    w.on('completed', ended);
+    w.on('failed', ended);
     this.queues.set(fn.name, w);
   }
 
   private async process(job: Job): Promise<InvocationOutcome> {
     const data = job.data as InvocationJob;
     const id = job.id!;
+    this.track(id);
     const slots = this.o.keys.slots(data.name);
     const recorded = this.o.metrics?.invocationStarted(data.name);
     let outcome: InvocationOutcome;
@@ -166,9 +173,24 @@ export class FunctionWorker {
   }
 
   /** Stops taking jobs, waits for running ones, stops every instance. */
+  private track(id: string): void {
+    let end!: () => void;
+    const ended = new Promise<void>((resolve) => { end = resolve; });
+    this.running.set(id, { ended, end });
+    void ended.then(() => this.running.delete(id));
+  }
+
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
-    await Promise.all([...this.queues.values()].map((w) => w.close()));
+    // BullMQ's graceful close first disconnects its blocking client and waits for 'end', which
+    // ioredis never emits while that client is between reconnect attempts (right after a Redis
+    // restart: taskforcesh/bullmq#4656), so it can hang for good. A graceful stop needs every
+    // invocation running here to end and be recorded; BullMQ then gets a moment to finish closing.
+    const closing = Promise.all([...this.queues.values()].map((w) => w.close()));
+    await Promise.all([...this.running.values()].map((r) => r.ended));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closing, new Promise((resolve) => { timer = setTimeout(resolve, 2000); })]);
+    clearTimeout(timer);
     this.queues.clear();
     await this.executor.close();
     await this.settle.callbacks.close();
