@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import { JiffyError } from '../errors.js';
 
@@ -43,8 +44,10 @@ export async function freePort(prefer?: number): Promise<number> {
  */
 export async function startRedisServer(o: RedisServerOptions): Promise<RedisServerHandle> {
   await fs.mkdir(o.dir, { recursive: true });
+  if (o.persistent) await stopLeftover(o.dir);
   const port = o.port || (await freePort(o.preferPort));
-  const persist = o.persistent ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--save', '', '--appendonly', 'no'];
+  const pidfile = path.join(o.dir, 'redis.pid');
+  const persist = o.persistent ? ['--appendonly', 'yes', '--appendfsync', 'everysec', '--pidfile', pidfile] : ['--save', '', '--appendonly', 'no'];
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', o.dir, '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', 'redis.log', ...persist];
   let child: ChildProcess;
   try {
@@ -67,6 +70,29 @@ export async function startRedisServer(o: RedisServerOptions): Promise<RedisServ
       clearTimeout(t);
     },
   };
+}
+
+/**
+ * A redis-server left running on `dir` by a `jiffy up` that was killed (SIGKILL leaves its child
+ * running): two servers appending to one AOF directory would corrupt it, so the leftover is
+ * stopped with SIGTERM (which flushes its AOF) before a new one starts on the same data. One whose
+ * parent is a live `jiffy up` belongs to another instance on this root: that is refused.
+ */
+async function stopLeftover(dir: string): Promise<void> {
+  const pid = Number.parseInt(await fs.readFile(path.join(dir, 'redis.pid'), 'utf8').catch(() => ''), 10);
+  const ours = async () => pid > 0
+    && (await fs.readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'redis-server'
+    && (await fs.readlink(`/proc/${pid}/cwd`).catch(() => '')) === path.resolve(dir);
+  if (!(await ours())) return;
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const parent = (await fs.readFile(`/proc/${ppid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  if (parent.includes('up') && parent.some((a) => /(^|\/)jiffy$|cli\/main\.js$/.test(a))) {
+    throw new JiffyError('failed_precondition', `another jiffy up (pid ${ppid}) is running on ${path.dirname(path.resolve(dir))} with its Redis (pid ${pid}); stop it first, or use another --root`);
+  }
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 200 && (await ours()); i++) await new Promise((r) => setTimeout(r, 50));
+  if (await ours()) process.kill(pid, 'SIGKILL');
 }
 
 async function waitPing(url: string, child: ChildProcess, dir: string): Promise<void> {

@@ -3,20 +3,17 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { JiffyError } from '../errors.js';
-import type { Image, ImageStore } from '../images/store.js';
+import type { ImageStore } from '../images/store.js';
 import { launcherBinary } from '../paths.js';
 import type { FunctionVersion } from '../functions/spec.js';
+import { functionImage, type FunctionImage } from './function-image.js';
 import { functionSpec } from './function-spec.js';
 import { instancesDir, makeInstanceDir, staleInstanceDirs, startTime } from './instance-dirs.js';
 import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
 
 const run = promisify(execFile);
 
-interface Prepared {
-  /** Overlay lowerdir, top layer first, relative to the store root. */
-  lower: string;
-  env: string[];
-}
+type Prepared = FunctionImage;
 
 /**
  * Boots function containers with the launcher's one-shot OCI command line: overlay rootfs mounted
@@ -65,15 +62,8 @@ export class CliSpawner implements Spawner {
     const key = `${fn.name}@${fn.version}`;
     const hit = this.prepared.get(key);
     if (hit) return hit;
-    let img: Image;
-    try {
-      img = await this.store.resolve(fn.image.id);
-    } catch (e) {
-      throw new JiffyError('unavailable', `image ${fn.image.ref} of ${key} is not in the store at ${this.store.paths.root}; redeploy the function (or pull its image on this host)`, { cause: e });
-    }
     await fs.access(this.bin).catch((e) => { throw new JiffyError('failed_precondition', `launcher ${this.bin} is missing; build it with make -C native (or bash scripts/setup.sh)`, { cause: e }); });
-    for (const l of img.layers) await fs.access(l.dir);
-    const p = { lower: img.layers.map((l) => l.lowerPath).reverse().join(':'), env: img.config.config?.Env ?? [] };
+    const p = await functionImage(this.store, fn);
     this.prepared.set(key, p);
     return p;
   }
@@ -84,7 +74,7 @@ export class CliSpawner implements Spawner {
     const rootfs = path.join(dir, 'rootfs');
     await makeInstanceDir(dir, ['upper', 'work', 'rootfs']);
     try {
-      await run(this.bin, ['mount-overlay', '--lower', p.lower, '--upper', path.join(dir, 'upper'), '--work', path.join(dir, 'work'), '--cwd', this.store.paths.root, rootfs]);
+      await run(this.bin, ['mount-overlay', '--lower', p.lower.join(':'), '--upper', path.join(dir, 'upper'), '--work', path.join(dir, 'work'), '--cwd', this.store.paths.root, rootfs]);
       const env = mergeEnv(p.env, { HOME: '/tmp', ...req.env });
       const spec = functionSpec({ args: req.args, env, cwd: req.cwd, hostname: req.fn.name.slice(0, 63), rootPath: rootfs, settings: req.fn.settings });
       await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify(spec));

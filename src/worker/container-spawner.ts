@@ -1,18 +1,14 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { JiffyError } from '../errors.js';
-import type { Image, ImageStore } from '../images/store.js';
+import type { ImageStore } from '../images/store.js';
 import type { FunctionVersion } from '../functions/spec.js';
 import { Launcher, defaultSpec } from '../launcher/index.js';
+import { functionImage, type FunctionImage } from './function-image.js';
 import { FUNCTION_UID } from './function-spec.js';
 import { instancesDir, makeInstanceDir, staleInstanceDirs } from './instance-dirs.js';
 import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
 
-interface Prepared {
-  /** Overlay lowerdir entries, top layer first, relative to the store root. */
-  lower: string[];
-  env: string[];
-}
+type Prepared = FunctionImage;
 
 /**
  * Boots function processes as containers through the launcher's fork server: rootfs = overlay of
@@ -50,14 +46,7 @@ export class ContainerSpawner implements Spawner {
     const key = `${fn.name}@${fn.version}`;
     const hit = this.prepared.get(key);
     if (hit) return hit;
-    let img: Image;
-    try {
-      img = await this.store.resolve(fn.image.id);
-    } catch (e) {
-      throw new JiffyError('unavailable', `image ${fn.image.ref} of ${key} is not in the store at ${this.store.paths.root}; redeploy the function (or pull its image on this host)`, { cause: e });
-    }
-    for (const l of img.layers) await fs.access(l.dir);
-    const p = { lower: img.layers.map((l) => l.lowerPath).reverse(), env: img.config.config?.Env ?? [] };
+    const p = await functionImage(this.store, fn);
     this.prepared.set(key, p);
     return p;
   }

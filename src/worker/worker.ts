@@ -172,7 +172,6 @@ export class FunctionWorker {
     return outcome;
   }
 
-  /** Stops taking jobs, waits for running ones, stops every instance. */
   private track(id: string): void {
     let end!: () => void;
     const ended = new Promise<void>((resolve) => { end = resolve; });
@@ -180,6 +179,7 @@ export class FunctionWorker {
     void ended.then(() => this.running.delete(id));
   }
 
+  /** Stops taking jobs, waits for running ones, stops every instance. */
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     // BullMQ's graceful close first disconnects its blocking client and waits for 'end', which
