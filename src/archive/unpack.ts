@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import { constants as C } from 'node:fs';
 import path from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
-import tar, { type Header as TarHeaders, type Pack as TarPack } from 'tar-stream';
+import tar, { type Header as TarHeaders } from 'tar-stream';
 import type { ProgressFn } from '../progress.js';
 import { JiffyError } from '../errors.js';
 import { DigestMeter, gzipError, maybeGunzip } from './gunzip.js';

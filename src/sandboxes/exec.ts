@@ -20,7 +20,7 @@ import { JiffyError } from '../errors.js';
 import { execArgv } from '../containers/exec.js';
 import { resolveEnv } from '../containers/spec.js';
 import type { ContainerRecord } from '../containers/types.js';
-import type { SandboxExecOptions, SandboxExecResult, SandboxExecution } from './types.js';
+import type { SandboxExecOptions, SandboxExecution } from './types.js';
 
 export const DEFAULT_TIMEOUT_S = 60;
 export const DEFAULT_MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
