@@ -50,3 +50,24 @@ export const invalid = (msg: string, cause?: unknown) => new JiffyError('invalid
 export const notFound = (msg: string, cause?: unknown) => new JiffyError('not_found', msg, { cause });
 export const precondition = (msg: string, cause?: unknown) =>
   new JiffyError('failed_precondition', msg, { cause });
+
+/** True when `e`, or any error in its `cause` chain, is the file system being full (ENOSPC/EDQUOT). */
+export function isNoSpace(e: unknown): boolean {
+  for (let cur = e, depth = 0; cur && depth < 8; cur = (cur as { cause?: unknown }).cause, depth++) {
+    const code = (cur as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  }
+  return false;
+}
+
+/**
+ * A full store is not the caller's bad input and not corruption: `resource_exhausted` with
+ * `details.reason = 'store_full'` (the gateway answers 507), saying what to free.
+ */
+export function storeFull(where: string, what: string, cause?: unknown): JiffyError {
+  return new JiffyError(
+    'resource_exhausted',
+    `${what}: no space left on the file system of ${where} (the store is full); free space (jiffy prune, jiffy rmi IMAGE) or set JIFFY_ROOT to a larger file system, then retry`,
+    { cause, details: { reason: 'store_full' } },
+  );
+}

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import tar, { type Header as TarHeaders } from 'tar-stream';
 import type { ProgressFn } from '../progress.js';
-import { JiffyError } from '../errors.js';
+import { JiffyError, isNoSpace, storeFull } from '../errors.js';
 import { DigestMeter, gzipError, maybeGunzip } from './gunzip.js';
 import { TarTrailer } from './tar-trailer.js';
 import { ParentWalker, hostile, splitEntryPath } from './safe-path.js';
@@ -112,6 +112,7 @@ class Unpacker {
   /** Turns stream errors into messages that name the entry being read. */
   explain(e: unknown): Error {
     if (e instanceof JiffyError) return e;
+    if (isNoSpace(e)) return storeFull(this.root, `unpacking layer entry "${this.current}"`, e);
     const msg = (e as Error)?.message ?? String(e);
     if (/Unexpected end of data/i.test(msg)) return hostile(this.current || '(start)', 'the tar is truncated');
     if (/Invalid tar header/i.test(msg)) return hostile(this.current || '(start)', `bad tar header after this entry (${msg})`);

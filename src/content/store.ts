@@ -4,7 +4,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { StorePaths } from '../paths.js';
-import { JiffyError, notFound } from '../errors.js';
+import { JiffyError, isNoSpace, notFound, storeFull } from '../errors.js';
 import { digestHex } from './digest.js';
 
 /**
@@ -94,6 +94,9 @@ export class ContentStore {
       await fs.rename(tmp, this.path(digest));
       await fsyncDir(this.paths.blobs);
       return { digest, size };
+    } catch (e) {
+      if (isNoSpace(e)) throw storeFull(this.paths.root, `storing blob ${expect?.digest ?? ''}`.trim(), e);
+      throw e;
     } finally {
       await fs.rm(tmp, { force: true });
     }

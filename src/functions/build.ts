@@ -68,6 +68,7 @@ async function unpackCode(code: Readable, dest: string, maxBytes: number): Promi
     await unpackLayer(code, dest, { maxBytes });
   } catch (e) {
     const code = (e as { code?: string }).code;
+    if (code === 'resource_exhausted') throw e; // the store is full: the upload is fine
     if (code === 'payload_too_large' || /limit|too large|exceeds/i.test((e as Error).message)) {
       throw new JiffyError('payload_too_large', `function code is larger than ${maxBytes} bytes unpacked; trim it or raise the gateway's code limit`, { cause: e });
     }

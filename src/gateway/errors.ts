@@ -38,9 +38,10 @@ export function statusFor(code: string | undefined): number {
 export function onError(err: Error, c: Context): Response {
   const e = err as Error & { code?: unknown; details?: Record<string, unknown>; extra?: HttpError['extra'] };
   const code = typeof e.code === 'string' && e.code in STATUS ? e.code : 'internal';
-  const status = statusFor(code);
-  const message = code === 'internal' && !(e instanceof HttpError) ? `internal error: ${e.message}` : e.message;
   const details = e instanceof HttpError ? e.extra.details : e.details;
+  // A full store is the server's condition, not a "retry later" throttle: 507 Insufficient Storage.
+  const status = details?.reason === 'store_full' ? 507 : statusFor(code);
+  const message = code === 'internal' && !(e instanceof HttpError) ? `internal error: ${e.message}` : e.message;
   const body = { error: { code, message, ...(details ? { details } : {}) }, ...(e instanceof HttpError ? e.extra.body : {}) };
   const headers: Record<string, string> = { 'content-type': 'application/json', ...(e instanceof HttpError ? e.extra.headers : {}) };
   return new Response(JSON.stringify(body), { status, headers });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import tar from 'tar-stream';
 import type { ProgressFn } from '../progress.js';
-import { JiffyError, invalid } from '../errors.js';
+import { JiffyError, hasCode, invalid } from '../errors.js';
 import { gzipError, maybeGunzip } from '../archive/gunzip.js';
 import { TarTrailer } from '../archive/tar-trailer.js';
 import { splitEntryPath } from '../archive/safe-path.js';
@@ -88,6 +88,7 @@ async function readFile(store: ImageStore, name: string, size: number, body: Rea
     files.blobs.set(name, r);
     onProgress?.({ id, action: 'Loaded', current: size, total: size, done: true });
   } catch (e) {
+    if (hasCode(e, 'resource_exhausted')) throw e; // the store is full: the archive is fine
     throw new JiffyError('data_loss', `archive entry "${name}": ${(e as Error).message}`, { cause: e });
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { customAlphabet } from 'nanoid';
@@ -15,6 +16,26 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 return 1`;
+
+/** What an Idempotency-Key may hold: 1–200 printable ASCII characters. */
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,200}$/;
+
+/**
+ * Checks an Idempotency-Key header value; returns it, or throws invalid_argument naming the header.
+ */
+export function checkIdempotencyKey(key: string): string {
+  if (IDEMPOTENCY_KEY.test(key)) return key;
+  throw new JiffyError('invalid_argument', `invalid Idempotency-Key header: use 1–200 printable ASCII characters (got ${key.length} characters)`, { details: { field: 'Idempotency-Key' } });
+}
+
+/**
+ * The dedupe id an Idempotency-Key maps to. Hashed so any printable key makes a valid job id
+ * (keys may hold ':' or '.'), and over the function name too so one key on two functions is two
+ * invocations.
+ */
+export function idempotencyDedupeId(fnName: string, key: string): string {
+  return `idem-${createHash('sha256').update(`${fnName}\n${key}`).digest('hex').slice(0, 24)}`;
+}
 
 export type InvocationStatus = 'queued' | 'running' | 'succeeded' | 'failed';
 
@@ -39,6 +60,10 @@ export interface InvokerOptions {
   resultTtlS?: number;
   /** Added to a function's timeout while a sync caller waits (covers queueing and a cold start). */
   graceMs?: number;
+}
+
+function asyncJob(fn: FunctionVersion, event: Pick<InvocationJob, 'event' | 'eventEncoding'>, enqueuedAt: number, callback?: string): InvocationJob {
+  return { name: fn.name, version: fn.version, mode: 'async', ...event, enqueuedAt, ...(callback ? { callback } : {}) };
 }
 
 /**
@@ -96,8 +121,24 @@ export class Invoker {
    */
   async enqueue(fn: FunctionVersion, event: Pick<InvocationJob, 'event' | 'eventEncoding'>, extra: { callback?: string; dedupeId?: string } = {}): Promise<string> {
     const id = `${fn.name}.${extra.dedupeId ?? idPart()}`;
-    await this.add(fn, { name: fn.name, version: fn.version, mode: 'async', ...event, enqueuedAt: nowMs(), ...(extra.callback ? { callback: extra.callback } : {}) }, id);
+    await this.add(fn, asyncJob(fn, event, nowMs(), extra.callback), id);
     return id;
+  }
+
+  /**
+   * Enqueues an async invocation under a client's Idempotency-Key (checked with
+   * checkIdempotencyKey): the same key on the same function yields the same invocation for as
+   * long as its job is kept (the result TTL). `replayed` tells the caller the job already existed.
+   */
+  async enqueueIdempotent(fn: FunctionVersion, event: Pick<InvocationJob, 'event' | 'eventEncoding'>, key: string, extra: { callback?: string } = {}): Promise<{ id: string; replayed: boolean }> {
+    const id = `${fn.name}.${idempotencyDedupeId(fn.name, key)}`;
+    const enqueuedAt = nowMs();
+    // BullMQ's add script checks the job id and writes in one Lua call, so concurrent adds with
+    // one id leave one job (the first). Ours is the one kept iff it carries our enqueuedAt
+    // (sub-millisecond, so two requests do not share it).
+    await this.add(fn, asyncJob(fn, event, enqueuedAt, extra.callback), id);
+    const job = await Job.fromId(this.queue(fn.name), id);
+    return { id, replayed: job !== undefined && (job.data as InvocationJob).enqueuedAt !== enqueuedAt };
   }
 
   /**
