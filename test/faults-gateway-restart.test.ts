@@ -72,7 +72,7 @@ test('a SIGKILLed gateway: a new one reports every queued and running invocation
 
 // A client whose POST got no answer because the gateway died retries it with the same
 // Idempotency-Key; it must get the invocation it already created, not a second one.
-test('a retried POST with the same Idempotency-Key after a gateway restart returns the same invocation', { todo: 'the gateway does not support Idempotency-Key yet (src/gateway/routes-invoke.ts, src/queue/invocations.ts)' }, async () => {
+test('a retried POST with the same Idempotency-Key after a gateway restart returns the same invocation', async () => {
   const g = gateways[gateways.length - 1]!;
   const key = `fault-${process.pid}-${Date.now()}`;
   const first = await invoke(g.url, 'ticker', 'once', 'async', { 'idempotency-key': key });
@@ -83,6 +83,7 @@ test('a retried POST with the same Idempotency-Key after a gateway restart retur
   gateways.push(g3);
   const again = await invoke(g3.url, 'ticker', 'once', 'async', { 'idempotency-key': key });
   assert.ok(again.status === 200 || again.status === 202, await again.clone().text());
+  assert.equal(again.headers.get('idempotent-replayed'), 'true');
   assert.equal(((await again.json()) as { id: string }).id, id, 'the same invocation, not a second one');
   const rec = await waitUntil(`invocation ${id} to finish`, async () => {
     const r = await invocation(g3.url, id);

@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import { ImageStore } from '../images/store.js';
 import { createLogger } from '../log.js';
 import { connectRedis } from '../queue/connection.js';
+import { idempotencyDedupeId } from '../queue/invocations.js';
 import { createKeys } from '../queue/keys.js';
 import { FunctionRegistry } from '../functions/registry.js';
 import { parseSettings } from '../functions/spec.js';
@@ -114,4 +116,59 @@ test('listing and info show the recorded version', async () => {
   const info = (await (await gw.app.request('/v1/functions/capped')).json()) as { latest: number; versions: unknown[] };
   assert.equal(info.latest, 1);
   assert.equal(info.versions.length, 1);
+});
+
+test('Idempotency-Key on async invokes: same key → same invocation and one job; other keys and functions differ', async () => {
+  const queue = new Queue(keys.queueName('capped'), { connection: connectRedis(r.url), prefix: keys.bullPrefix() });
+  const jobs = async () => (await queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'completed', 'failed'])).map((j) => j.id).sort();
+  const post = (key: string, ref = 'capped') => gw.app.request(`/v1/functions/${ref}/invoke?mode=async`, { method: 'POST', body: '{"n":1}', headers: { 'idempotency-key': key } });
+  try {
+    const before = await jobs();
+    const key = `k-${process.pid}: any printable ~ text.`;
+    const first = await post(key);
+    assert.equal(first.status, 202, await first.clone().text());
+    assert.equal(first.headers.get('idempotent-replayed'), null, 'the first POST creates the invocation');
+    const { id } = (await first.json()) as { id: string };
+    const again = await post(key);
+    assert.equal(again.status, 202);
+    assert.equal(again.headers.get('idempotent-replayed'), 'true');
+    assert.equal(((await again.json()) as { id: string }).id, id);
+    // Two concurrent POSTs with one new key: one job, one of them replayed.
+    const both = await Promise.all([post('concurrent'), post('concurrent')]);
+    const ids = await Promise.all(both.map(async (b) => ((await b.json()) as { id: string }).id));
+    assert.equal(ids[0], ids[1]);
+    assert.deepEqual(both.map((b) => b.headers.get('idempotent-replayed')).sort(), ['true', null].sort());
+    const other = (await (await post(`${key}2`)).json()) as { id: string };
+    assert.notEqual(other.id, id, 'a different key is a different invocation');
+    // Only one function exists here; the dedupe id (and the id's name part) differ per function.
+    assert.notEqual(idempotencyDedupeId('capped', key), idempotencyDedupeId('other', key));
+    assert.equal(id, `capped.${idempotencyDedupeId('capped', key)}`);
+    assert.deepEqual(await jobs(), [...before, id, ids[0]!, other.id].sort(), 'one job per key');
+    // An unkeyed POST still creates a fresh invocation every time.
+    const plain = await gw.app.request('/v1/functions/capped/invoke?mode=async', { method: 'POST', body: '{}' });
+    assert.equal(plain.status, 202);
+    assert.notEqual(((await plain.json()) as { id: string }).id, id);
+  } finally {
+    await queue.close();
+    (queue.opts.connection as { disconnect?: () => void }).disconnect?.();
+  }
+});
+
+test('a bad Idempotency-Key, or one on a sync invoke, is a 400 naming the header and enqueues nothing', async () => {
+  const queue = new Queue(keys.queueName('capped'), { connection: connectRedis(r.url), prefix: keys.bullPrefix() });
+  try {
+    const count = async () => Object.values(await queue.getJobCounts()).reduce((a, b) => a + b, 0);
+    const n = await count();
+    for (const [key, mode] of [['', 'async'], ['x'.repeat(201), 'async'], ['tab\there', 'async'], ['ok-key', 'sync']] as const) {
+      const res = await gw.app.request(`/v1/functions/capped/invoke?mode=${mode}`, { method: 'POST', body: '{}', headers: { 'idempotency-key': key } });
+      assert.equal(res.status, 400, JSON.stringify(key));
+      const e = await errorOf(res);
+      assert.equal(e.code, 'invalid_argument');
+      assert.match(e.message, /Idempotency-Key/);
+    }
+    assert.equal(await count(), n);
+  } finally {
+    await queue.close();
+    (queue.opts.connection as { disconnect?: () => void }).disconnect?.();
+  }
 });
