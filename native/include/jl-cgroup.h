@@ -34,6 +34,8 @@ const char *jl_cg_mode_name(enum jl_cg_mode mode);
 int jl_cg_create(struct jl_cgroup *cg, enum jl_cg_mode mode, const char *name, struct jl_err *err);
 /* Open an existing jiffy/<name> (CLI delete/kill/state of a container created earlier). */
 int jl_cg_open(struct jl_cgroup *cg, enum jl_cg_mode mode, const char *name, struct jl_err *err);
+/* Removes pool cgroups whose server process is gone, in every hierarchy on its own. */
+void jl_cg_sweep_dead_pools(enum jl_cg_mode mode);
 /* Rename (v1 only: cgroup2 has no rename). Used to hand a pre-created pool cgroup to a container. */
 int jl_cg_rename(struct jl_cgroup *cg, const char *name, struct jl_err *err);
 bool jl_cg_can_rename(enum jl_cg_mode mode);

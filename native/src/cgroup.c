@@ -1,13 +1,16 @@
 /* cgroup v1 / v2 / hybrid (see jl-cgroup.h). */
 #include "jl-cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 #include <linux/magic.h>
 
 #define CG_ROOT "/sys/fs/cgroup"
@@ -296,4 +299,43 @@ void jl_cg_close(struct jl_cgroup *cg) {
     cg->dirfd[i] = cg->parentfd[i] = -1;
   }
   cg->nh = 0;
+}
+
+/* Removes `.pool-<pid>-*` cgroups left by a server that died (SIGKILL) in one hierarchy dir.
+ * Each hierarchy is swept on its own: a server killed halfway through creating a pool cgroup
+ * leaves it in some hierarchies only, and jl_cg_open (which wants all of them) would skip it. */
+static void sweep_dead_pools_in(const char *dir, pid_t self) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int pid;
+    if (sscanf(e->d_name, ".pool-%d-", &pid) != 1 || pid == self || kill(pid, 0) == 0 || errno != ESRCH) continue;
+    int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[8192];
+      struct jl_err ignore;
+      /* Containers of a dead server got its parent-death signal; anything still here is killed. */
+      if (jl_read_file_at(fd, "cgroup.procs", buf, sizeof buf, &ignore) == 0)
+        for (char *p = buf; *p; ) {
+          long victim = strtol(p, &p, 10);
+          if (victim > 0) kill((pid_t)victim, SIGKILL);
+          while (*p == '\n') p++;
+        }
+      close(fd);
+    }
+    /* EBUSY (tasks still exiting) is left for the next server's sweep. */
+    unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+  }
+  closedir(d);
+}
+
+void jl_cg_sweep_dead_pools(enum jl_cg_mode mode) {
+  pid_t self = getpid();
+  if (mode == JL_CG_V2) { sweep_dead_pools_in(CG_ROOT "/jiffy", self); return; }
+  for (int i = 0; i < JL_CTL_COUNT; i++) {
+    char dir[128];
+    snprintf(dir, sizeof dir, CG_ROOT "/%s/jiffy", v1_ctl[i]);
+    sweep_dead_pools_in(dir, self);
+  }
 }

@@ -43,17 +43,5 @@ int jl_pool_netns_create(int hostnet, int *fd, struct jl_err *err) {
 }
 
 void jl_pool_cleanup_stale(enum jl_cg_mode mode) {
-  DIR *d = opendir(mode == JL_CG_V2 ? "/sys/fs/cgroup/jiffy" : "/sys/fs/cgroup/memory/jiffy");
-  if (!d) return;
-  struct dirent *e;
-  while ((e = readdir(d))) {
-    int pid;
-    if (sscanf(e->d_name, ".pool-%d-", &pid) != 1 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH) continue;
-    struct jl_cgroup cg;
-    if (jl_cg_open(&cg, mode, e->d_name, &(struct jl_err){0}) == 0) {
-      jl_cg_kill_all(&cg);
-      jl_cg_destroy(&cg, &(struct jl_err){0});
-    }
-  }
-  closedir(d);
+  jl_cg_sweep_dead_pools(mode);
 }

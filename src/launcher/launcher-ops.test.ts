@@ -252,4 +252,20 @@ describe('Launcher ops', () => {
       }, `rmdir ${cg}`);
     }
   });
+  test('a server start removes pool cgroups a dead server left, even in only some hierarchies', async () => {
+    // A server SIGKILLed while creating a pool cgroup leaves it in some hierarchies only.
+    const dead = (await import('node:child_process')).spawnSync('true').pid!;
+    const name = `.pool-${dead}-${uniqueId("t").slice(-6)}`;
+    const dir = '/sys/fs/cgroup/memory/jiffy';
+    assert.ok(existsSync(dir), `${dir} missing: this test expects the cgroup v1 memory hierarchy (hybrid host)`);
+    await fs.mkdir(path.join(dir, name));
+    let l: Launcher | undefined;
+    try {
+      l = await Launcher.start();
+      await eventually(() => !existsSync(path.join(dir, name)), `stale ${name} was not removed`);
+    } finally {
+      await l?.close();
+      if (existsSync(path.join(dir, name))) rmdirSync(path.join(dir, name));
+    }
+  });
 });
