@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
-import { cgroupsMatching, ConformanceEnv } from './support/conformance.js';
+import { test } from 'node:test';
+import { cgroupsMatching, describeEachRuntime } from './support/conformance.js';
 import { conformanceSpec } from './support/oci-spec.js';
-import { openRuntime, selectedRuntimes, type ConformanceRuntime } from './support/oci-runtimes.js';
+import { type ConformanceRuntime } from './support/oci-runtimes.js';
 
 type Spec = Record<string, any>;
 
@@ -66,36 +66,24 @@ async function refusal(rt: ConformanceRuntime, bundle: string, id: string): Prom
   throw new assert.AssertionError({ message: `${rt.name} accepted a malformed config: ${accepted}` });
 }
 
-for (const name of selectedRuntimes()) {
-  describe(`launcher config validation [${name}]`, () => {
-    let rt: ConformanceRuntime;
-    let env: ConformanceEnv;
-    before(async () => {
-      env = await ConformanceEnv.create();
-      rt = await openRuntime(name);
-    });
-    after(async () => {
-      await rt?.close();
-      await env?.cleanup();
-    });
+describeEachRuntime('launcher config validation', (ctx) => {
 
     for (const c of CASES) {
       test(`refuses: ${c.what}`, async () => {
-        const id = env.id();
-        const spec = conformanceSpec({ rootPath: env.rootfs, args: ['/bin/true'], memoryBytes: 64 << 20 });
-        const bundle = await env.rawBundle(c.mutate(spec));
-        const msg = await refusal(rt, bundle, id);
+        const id = ctx.env.id();
+        const spec = conformanceSpec({ rootPath: ctx.env.rootfs, args: ['/bin/true'], memoryBytes: 64 << 20 });
+        const bundle = await ctx.env.rawBundle(c.mutate(spec));
+        const msg = await refusal(ctx.rt, bundle, id);
         assert.match(msg, c.mentions, `error does not name the field: ${JSON.stringify(msg)}`);
         assert.deepEqual(await cgroupsMatching(id), [], 'a cgroup was created for a refused config');
-        const leftovers = readdirSync(rt.stateRoot, { recursive: true }).map(String).filter((p) => p.includes(id));
+        const leftovers = readdirSync(ctx.rt.stateRoot, { recursive: true }).map(String).filter((p) => p.includes(id));
         assert.deepEqual(leftovers, [], 'state was created for a refused config');
       });
     }
 
     test('a missing bundle is refused clearly', async () => {
-      const id = env.id();
-      const msg = await refusal(rt, `${env.dir}/no-such-bundle`, id);
+      const id = ctx.env.id();
+      const msg = await refusal(ctx.rt, `${ctx.env.dir}/no-such-bundle`, id);
       assert.match(msg, /no-such-bundle|config\.json|No such file|ENOENT/i);
     });
-  });
-}
+});

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { makeBundle, makeBusyboxRootfs, probeBinary } from './bundle.js';
 import { conformanceSpec, type ConformanceSpecOptions } from './oci-spec.js';
 export { conformanceSpec };
-import type { ConformanceRuntime, RunOutcome } from './oci-runtimes.js';
+import { after, before, describe } from 'node:test';
+import { openRuntime, selectedRuntimes, type ConformanceRuntime, type RunOutcome } from './oci-runtimes.js';
 
 /** A temp dir with one busybox rootfs (with the probe) and numbered bundles around it. */
 export class ConformanceEnv {
@@ -164,4 +165,32 @@ export async function eventuallyNone<T>(find: () => Promise<T[]>, graceMs = 5000
 /** Grace for {@link eventuallyNone}: CLIs clean up before they exit, the fork-server just after. */
 export function cleanupGraceMs(rt: { kind: 'cli' | 'binding' }): number {
   return rt.kind === 'binding' ? 5000 : 0;
+}
+
+/** What each conformance test reads: the runtime under test and its bundle environment. */
+export interface ConformanceContext {
+  readonly name: string;
+  readonly rt: ConformanceRuntime;
+  readonly env: ConformanceEnv;
+}
+
+/**
+ * One `describe` per selected runtime (`title [runtime]`), with a fresh ConformanceEnv and the
+ * runtime opened before its tests and both closed after, so every suite file states only its cases.
+ */
+export function describeEachRuntime(title: string, body: (c: ConformanceContext) => void): void {
+  for (const name of selectedRuntimes()) {
+    describe(`${title} [${name}]`, () => {
+      const c = { name } as { name: string; rt: ConformanceRuntime; env: ConformanceEnv };
+      before(async () => {
+        c.env = await ConformanceEnv.create();
+        c.rt = await openRuntime(name);
+      });
+      after(async () => {
+        await c.rt?.close();
+        await c.env?.cleanup();
+      });
+      body(c);
+    });
+  }
 }
