@@ -6,14 +6,13 @@ import { JiffyError } from '../errors.js';
 import type { ImageStore } from '../images/store.js';
 import { launcherBinary } from '../paths.js';
 import type { FunctionVersion } from '../functions/spec.js';
-import { functionImage, type FunctionImage } from './function-image.js';
+import { FunctionImages } from './function-image.js';
 import { functionSpec } from './function-spec.js';
 import { instancesDir, makeInstanceDir, staleInstanceDirs, startTime } from './instance-dirs.js';
 import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
 
 const run = promisify(execFile);
 
-type Prepared = FunctionImage;
 
 /**
  * Boots function containers with the launcher's one-shot OCI command line: overlay rootfs mounted
@@ -25,7 +24,8 @@ type Prepared = FunctionImage;
  * fork server cannot start (JIFFY_FN_SPAWNER=cli forces it). Warm invocations are as fast either way.
  */
 export class CliSpawner implements Spawner {
-  private readonly prepared = new Map<string, Prepared>();
+  private readonly images: FunctionImages;
+  private binChecked?: Promise<void>;
   private readonly live = new Set<Promise<unknown>>();
   private readonly bin = launcherBinary();
   private readonly stateRoot: string;
@@ -35,6 +35,7 @@ export class CliSpawner implements Spawner {
   constructor(private readonly store: ImageStore) {
     this.stateRoot = path.join(store.paths.run, 'fn-oci');
     this.instances = instancesDir(store.paths.root);
+    this.images = new FunctionImages(store);
   }
 
   /**
@@ -58,14 +59,14 @@ export class CliSpawner implements Spawner {
     await this.lookup(fn);
   }
 
-  private async lookup(fn: FunctionVersion): Promise<Prepared> {
-    const key = `${fn.name}@${fn.version}`;
-    const hit = this.prepared.get(key);
-    if (hit) return hit;
-    await fs.access(this.bin).catch((e) => { throw new JiffyError('failed_precondition', `launcher ${this.bin} is missing; build it with make -C native (or bash scripts/setup.sh)`, { cause: e }); });
-    const p = await functionImage(this.store, fn);
-    this.prepared.set(key, p);
-    return p;
+  /** The version's image, once the launcher binary this spawner execs is known to exist. */
+  private async lookup(fn: FunctionVersion) {
+    this.binChecked ??= fs.access(this.bin).catch((e) => {
+      this.binChecked = undefined; // checked again next time: it may be built by then
+      throw new JiffyError('failed_precondition', `launcher ${this.bin} is missing; build it with make -C native (or bash scripts/setup.sh)`, { cause: e });
+    });
+    await this.binChecked;
+    return this.images.get(fn);
   }
 
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {

@@ -3,12 +3,11 @@ import path from 'node:path';
 import type { ImageStore } from '../images/store.js';
 import type { FunctionVersion } from '../functions/spec.js';
 import { Launcher, defaultSpec } from '../launcher/index.js';
-import { functionImage, type FunctionImage } from './function-image.js';
+import { FunctionImages } from './function-image.js';
 import { FUNCTION_UID } from './function-spec.js';
 import { instancesDir, makeInstanceDir, staleInstanceDirs } from './instance-dirs.js';
 import type { ExitInfo, SpawnedProcess, SpawnRequest, Spawner } from './spawner.js';
 
-type Prepared = FunctionImage;
 
 /**
  * Boots function processes as containers through the launcher's fork server: rootfs = overlay of
@@ -18,10 +17,12 @@ type Prepared = FunctionImage;
  * no_new_privs, network off unless the function asked for host networking.
  */
 export class ContainerSpawner implements Spawner {
-  private readonly prepared = new Map<string, Prepared>();
+  private readonly images: FunctionImages;
   private readonly live = new Set<Promise<unknown>>();
 
-  private constructor(private readonly store: ImageStore, private readonly launcher: Launcher) {}
+  private constructor(private readonly store: ImageStore, private readonly launcher: Launcher) {
+    this.images = new FunctionImages(store);
+  }
 
   /** Starts a launcher fork server (`jiffy-launch serve`) for `store`. */
   static async start(store: ImageStore): Promise<ContainerSpawner> {
@@ -39,20 +40,11 @@ export class ContainerSpawner implements Spawner {
   }
 
   async prepare(fn: FunctionVersion): Promise<void> {
-    await this.lookup(fn);
-  }
-
-  private async lookup(fn: FunctionVersion): Promise<Prepared> {
-    const key = `${fn.name}@${fn.version}`;
-    const hit = this.prepared.get(key);
-    if (hit) return hit;
-    const p = await functionImage(this.store, fn);
-    this.prepared.set(key, p);
-    return p;
+    await this.images.get(fn);
   }
 
   async spawn(req: SpawnRequest): Promise<SpawnedProcess> {
-    const p = await this.lookup(req.fn);
+    const p = await this.images.get(req.fn);
     const s = req.fn.settings;
     const dir = path.join(instancesDir(this.store.paths.root), req.id);
     await makeInstanceDir(dir, ['upper', 'work', 'merged']);

@@ -25,3 +25,18 @@ export async function functionImage(store: ImageStore, fn: FunctionVersion): Pro
   for (const l of img.layers) await fs.access(l.dir);
   return { lower: img.layers.map((l) => l.lowerPath).reverse(), env: img.config.config?.Env ?? [] };
 }
+
+/** `functionImage` resolved once per function version (a version's image never changes). */
+export class FunctionImages {
+  private readonly cache = new Map<string, FunctionImage>();
+  constructor(private readonly store: ImageStore) {}
+
+  async get(fn: FunctionVersion): Promise<FunctionImage> {
+    const key = `${fn.name}@${fn.version}`;
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const p = await functionImage(this.store, fn);
+    this.cache.set(key, p);
+    return p;
+  }
+}
